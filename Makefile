@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+
+.PHONY: run test bench live clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py setup.cfg
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+## Serve the API with gunicorn on $(PORT); without a cluster it uses the offline folder backend.
+run: $(STAMP)
+	RUNAI_SUBMIT_PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+## Run the whole test suite against the fake API server (no cluster needed).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Live tests against a real cluster: RUNAI_SUBMIT_TEST_KUBECONFIG=~/.kube/config make live
+live: $(STAMP)
+	$(PY) -m pytest -m live $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) offline-cluster *.egg-info

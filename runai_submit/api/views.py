@@ -1,0 +1,60 @@
+"""Views: read the request, call the service, answer. Errors are raised and mapped by api.errors."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from ..errors import BadRequest, Unauthorized
+from ..schemas import load_submit_request
+
+blueprint = Blueprint("api", __name__)
+
+USER_HEADER = "RA-USER"
+_TRUE = ("true", "1", "all", "yes")
+_FALSE = ("false", "0", "no", "")
+
+
+def _state() -> Any:
+    return current_app.extensions["runai_submit"]
+
+
+def _user() -> str:
+    user = (request.headers.get(USER_HEADER) or "").strip()
+    if not user:
+        raise Unauthorized("The RA-USER header is required and must name the submitting user.")
+    return user
+
+
+def _json_body() -> Any:
+    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("The request body is not valid JSON.", details=str(exc)) from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise BadRequest(f"Query parameter {name} must be true or false, not {value!r}.")
+
+
+@blueprint.post("/api/job")
+@blueprint.post("/api/v1/job")
+@blueprint.post("/api/v1/jobs")
+def submit_job() -> tuple[dict, int]:
+    """Submit one job; answers its final name (and, with ?dryRun=true, the manifests it would create)."""
+    user = _user()
+    dry_run = _flag("dryRun")
+    spec = load_submit_request(_json_body())
+    result = _state().service.submit(spec, user, dry_run=dry_run)
+    return result.to_dict(with_manifests=dry_run), 200

@@ -1,0 +1,69 @@
+"""The application factory: settings, the cluster backend, blueprints and error handlers."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask
+
+from .api import blueprint, register_error_handlers
+from .cluster import Cluster, choose_backend, connect
+from .config import Settings
+from .service import JobService
+
+log = logging.getLogger(__name__)
+
+
+class AppState:
+    """Per-process collaborators, kept in ``app.extensions``.
+
+    The cluster connection (an HTTP pool) is opened on first use in each process, so gunicorn workers
+    never share a pool inherited across ``fork``.
+    """
+
+    def __init__(self, settings: Settings, cluster_factory: Callable[[Settings], Cluster]) -> None:
+        self.settings = settings
+        self._factory = cluster_factory
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._service: JobService | None = None
+
+    @property
+    def service(self) -> JobService:
+        if self._service is None or self._pid != os.getpid():
+            with self._lock:
+                if self._service is None or self._pid != os.getpid():
+                    self._service = JobService(self._factory(self.settings), self.settings)
+                    self._pid = os.getpid()
+        return self._service
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.service.cluster
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | None = None) -> Flask:
+    """Build the app. ``config`` overrides settings by field name; ``cluster`` injects a backend (tests)."""
+    settings = Settings.load(config)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    if cluster is not None:
+        state = AppState(settings, lambda _settings: cluster)
+    else:
+        backend = choose_backend(settings)
+        if backend == "offline":
+            log.warning(
+                "NO CLUSTER CONFIGURED: serving with the OFFLINE backend; jobs are written as YAML under %s "
+                "and nothing reaches Kubernetes. Set RUNAI_SUBMIT_BACKEND/RUNAI_SUBMIT_KUBECONFIG to use a cluster.",
+                os.path.abspath(settings.offline_dir),
+            )
+        state = AppState(settings, connect)
+    app.extensions["runai_submit"] = state
+    app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    return app

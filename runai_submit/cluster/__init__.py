@@ -1,0 +1,56 @@
+"""Everything that talks to Kubernetes: the only package that imports the ``kubernetes`` client."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+from ..config import Settings
+from ..model import CreatedObject
+from .kinds import Kind
+
+log = logging.getLogger(__name__)
+
+
+class Cluster(Protocol):
+    """What the service needs from a cluster; ``KubeCluster`` and ``OfflineCluster`` provide it."""
+
+    backend: str
+
+    def workload_kind(self) -> Kind: ...
+    def namespace_for(self, project: str) -> str: ...
+    def forget_namespaces(self) -> None: ...
+    def projects(self) -> dict[str, str]: ...
+    def create(self, namespace: str, manifest: dict, *, dry_run: bool = False) -> CreatedObject: ...
+    def delete(self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background") -> bool: ...
+    def get(self, namespace: str, kind: Kind, name: str) -> dict | None: ...
+    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None) -> list[dict]: ...
+    def version(self) -> dict: ...
+    def ping(self, timeout: float) -> None: ...
+    def close(self) -> None: ...
+
+
+def choose_backend(settings: Settings, environ: dict | None = None) -> str:
+    """Resolve ``backend=auto``: in a pod use its service account, else a kubeconfig if one exists."""
+    if settings.backend != "auto":
+        return settings.backend
+    environ = os.environ if environ is None else environ
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        return "incluster"
+    candidates = [settings.kubeconfig, *environ.get("KUBECONFIG", "").split(os.pathsep), "~/.kube/config"]
+    if any(path and Path(path).expanduser().is_file() for path in candidates):
+        return "kubeconfig"
+    return "offline"
+
+
+def connect(settings: Settings) -> Cluster:
+    """Build the cluster backend the settings ask for. Call it after gunicorn forks: it opens a pool."""
+    backend = choose_backend(settings)
+    if backend == "offline":
+        from .offline import OfflineCluster
+
+        return OfflineCluster(settings)
+    from .kube import KubeCluster
+
+    return KubeCluster.from_settings(settings, backend)

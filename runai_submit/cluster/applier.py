@@ -1,0 +1,83 @@
+"""Create a job's objects all or nothing: remember each one, and on any failure delete them again."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import ServiceError
+from ..model import CreatedObject
+from .kinds import KINDS, Kind, kind_of
+
+log = logging.getLogger(__name__)
+
+
+class ObjectStore(Protocol):
+    def create(self, namespace: str, manifest: dict, *, dry_run: bool = False) -> CreatedObject: ...
+
+    def delete(self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background") -> bool: ...
+
+
+def apply_all(
+    store: ObjectStore,
+    namespace: str,
+    first: dict,
+    then: Callable[[CreatedObject], list[dict]],
+    *,
+    dry_run: bool = False,
+) -> list[CreatedObject]:
+    """Create ``first`` (it reserves the name), then each manifest ``then(first_created)`` returns.
+
+    On failure everything created here is deleted in reverse order and the original error is re-raised,
+    annotated with the object that failed and any object that could not be removed.
+    """
+    created: list[CreatedObject] = []
+    current = first
+    try:
+        created.append(store.create(namespace, first, dry_run=dry_run))
+        for manifest in then(created[0]):
+            current = manifest
+            created.append(store.create(namespace, manifest, dry_run=dry_run))
+    except Exception as exc:
+        failed = f"{current['kind']} {current['metadata']['name']}"
+        maybe = current if isinstance(exc, ServiceError) and exc.maybe_applied else None
+        left_behind = [] if dry_run else rollback(store, namespace, created, maybe_created=maybe)
+        if isinstance(exc, ServiceError):
+            exc.failed_object = failed
+            exc.left_behind = left_behind
+            exc.details = _explain(exc.details, failed, created, left_behind)
+        raise
+    return created
+
+
+def rollback(
+    store: ObjectStore, namespace: str, created: list[CreatedObject], *, maybe_created: dict | None = None
+) -> list[str]:
+    """Delete ``created`` newest first; return "Kind name" of each object that may remain."""
+    targets = [(KINDS[obj.kind], obj.name) for obj in created]
+    if maybe_created is not None:
+        # The failed create timed out or hit a server error after the request was sent: it may exist.
+        targets.append((kind_of(maybe_created), maybe_created["metadata"]["name"]))
+    left_behind = []
+    for kind, name in reversed(targets):
+        try:
+            store.delete(namespace, kind, name)
+            log.info("rolled back %s %s/%s", kind.kind, namespace, name)
+        except ServiceError as exc:
+            log.error("rollback could not delete %s %s/%s: %s %s; an operator must remove it",
+                      kind.kind, namespace, name, exc.message, exc.details)
+            left_behind.append(f"{kind.kind} {name}")
+    return left_behind
+
+
+def _explain(details: str, failed: str, created: list[CreatedObject], left_behind: list[str]) -> str:
+    parts = [details] if details else []
+    parts.append(f"Failed object: {failed}.")
+    if created and not left_behind:
+        parts.append(f"Rolled back: {', '.join(f'{obj.kind} {obj.name}' for obj in created)}.")
+    if left_behind:
+        parts.append(
+            f"Rollback could not delete: {', '.join(left_behind)}; they may remain"
+            " (the workload's owner references let the cluster collect its Service and Ingress)."
+        )
+    return " ".join(parts)

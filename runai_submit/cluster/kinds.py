@@ -1,0 +1,60 @@
+"""The explicit table of object kinds the service creates, reads and deletes, with their REST paths.
+
+RBAC rules in ``deploy/`` and the fake API server's tests are derived from this table, so it is the one
+list of what the service touches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    def collection_path(self, namespace: str | None = None) -> str:
+        """``/api/v1/namespaces/ns/services`` or ``/apis/batch/v1/jobs`` (all namespaces when None)."""
+        root = f"/apis/{self.api_version}" if self.group else f"/api/{self.api_version}"
+        if self.namespaced and namespace is not None:
+            return f"{root}/namespaces/{namespace}/{self.plural}"
+        return f"{root}/{self.plural}"
+
+    def object_path(self, namespace: str | None, name: str) -> str:
+        return f"{self.collection_path(namespace)}/{name}"
+
+
+RUNAI_JOB = Kind("run.ai/v1", "RunaiJob", "runaijobs")
+BATCH_JOB = Kind("batch/v1", "Job", "jobs")
+PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+SERVICE = Kind("v1", "Service", "services")
+INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
+NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
+
+WORKLOAD_KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB)}
+KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB, PVC, SERVICE, INGRESS, NAMESPACE)}
+
+# The verbs the service uses on each kind: the source of truth for the RBAC rules in deploy/.
+VERBS = {
+    RUNAI_JOB.kind: ("create", "get", "list", "delete"),
+    BATCH_JOB.kind: ("create", "get", "list", "delete"),
+    PVC.kind: ("create", "get", "list", "delete"),
+    SERVICE.kind: ("create", "get", "list", "delete"),
+    INGRESS.kind: ("create", "get", "list", "delete"),
+    NAMESPACE.kind: ("list",),
+}
+
+
+def kind_of(manifest: dict) -> Kind:
+    """The table entry for a manifest; an unknown kind is a programming error, not user input."""
+    return KINDS[manifest["kind"]]

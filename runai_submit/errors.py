@@ -1,0 +1,157 @@
+"""Exceptions of the service, each carrying the HTTP status it answers with.
+
+This module imports nothing from the package, so every layer can raise these.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one request field; ``field`` is a JSON pointer into the request body."""
+
+    field: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class ServiceError(Exception):
+    """Base of every error the API answers with a status other than 500."""
+
+    status: int = 500
+    default_message: str = "Internal error."
+    # True when a failed create may still have been persisted (timeout, HTTP 500): rollback must try it too.
+    maybe_applied: bool = False
+    # Set by the applier when a submit failed part-way: which object failed, which could not be rolled back.
+    failed_object: str | None = None
+    left_behind: list[str] = []
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: str = "",
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.errors = list(errors or [])
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict:
+        """The error envelope of the contract (§6)."""
+        envelope = {
+            "status": self.status,
+            "message": self.message,
+            "details": self.details,
+            "errors": [error.to_dict() for error in self.errors],
+        }
+        if self.failed_object:
+            envelope["failedObject"] = self.failed_object
+            envelope["leftBehind"] = list(self.left_behind)
+        return envelope
+
+
+class BadRequest(ServiceError):
+    status = 400
+    default_message = "The request body is not valid."
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    default_message = "The RA-USER header is required."
+
+
+class Forbidden(ServiceError):
+    status = 403
+    default_message = "The cluster refused the request."
+
+
+class NotFound(ServiceError):
+    status = 404
+    default_message = "Not found."
+
+
+class ProjectNotFound(NotFound):
+    def __init__(self, project: str, namespace: str) -> None:
+        super().__init__(
+            f"Project {project!r} does not exist.",
+            details=f"No namespace is labelled runai/queue={project} and namespace {namespace!r} does not exist.",
+            errors=[FieldError("/job/project", f"unknown project {project!r}")],
+        )
+        self.project = project
+        self.namespace = namespace
+
+
+class JobNotFound(NotFound):
+    def __init__(self, project: str, name: str) -> None:
+        super().__init__(f"Job {name!r} does not exist in project {project!r}.")
+        self.project = project
+        self.name = name
+
+
+class Conflict(ServiceError):
+    status = 409
+    default_message = "The object already exists."
+
+
+class NameTaken(Conflict):
+    """An object the job needs already exists; nothing was overwritten."""
+
+    def __init__(self, project: str, name: str, *, details: str = "") -> None:
+        super().__init__(
+            f"A job named {name!r} already exists in project {project!r}.",
+            details=details or "Choose another name, or omit it to have one generated.",
+            errors=[FieldError("/job/name", f"{name!r} is taken in project {project!r}")],
+        )
+        self.project = project
+        self.name = name
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    default_message = "The request body is too large."
+
+
+class ValidationFailed(ServiceError):
+    status = 422
+    default_message = "The job is not valid."
+
+
+class ClusterRejected(ServiceError):
+    """The API server refused an object as invalid (its 400/422)."""
+
+    status = 422
+    default_message = "The cluster rejected the job."
+
+
+class ClusterError(ServiceError):
+    """The API server answered something this service does not expect."""
+
+    status = 502
+    default_message = "The cluster answered with an unexpected error."
+
+
+class ClusterUnavailable(ServiceError):
+    """The API server could not be reached, timed out, or asked us to back off."""
+
+    status = 503
+    default_message = "The cluster is unavailable; try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5, details: str = "") -> None:
+        super().__init__(message, details=details, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class ConfigError(Exception):
+    """Settings that cannot be used; the service refuses to start."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid configuration:\n  " + "\n  ".join(problems))
+

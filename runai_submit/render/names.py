@@ -1,0 +1,51 @@
+"""Kubernetes name rules and the DNS-safe names derived from a job, in one place."""
+from __future__ import annotations
+
+import re
+import secrets
+
+# https://kubernetes.io/docs/concepts/overview/working-with-objects/names/
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+MAX_LABEL = 63
+MAX_SUBDOMAIN = 253
+
+# The alphabet and length of the API server's own generateName suffixes: no vowels, no look-alikes.
+SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+SUFFIX_LENGTH = 5
+DEFAULT_PREFIX = "job"
+MAX_PREFIX = MAX_LABEL - SUFFIX_LENGTH - 1
+HOME_DIR = "/home/runai-home"
+SHM_DIR = "/dev/shm"
+
+
+def generated_name(prefix: str | None) -> str:
+    """``<prefix>-<5 random chars>``: unique enough that a collision (answered 409, then retried) is rare."""
+    suffix = "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
+    return f"{prefix or DEFAULT_PREFIX}-{suffix}"
+
+
+def label_safe(value: str) -> str:
+    """A label value standing for ``value`` (e.g. a user name); the exact value lives in an annotation."""
+    cleaned = re.sub(r"[^-A-Za-z0-9_.]+", "-", value)[:MAX_LABEL]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
+
+
+def pvc_name(job_name: str, index: int) -> str:
+    return f"pvc-{job_name}-{index}"
+
+
+def pvc_volume_name(index: int) -> str:
+    return f"pvc-volume-{index}"
+
+
+def host_path_volume_name(index: int) -> str:
+    return f"host-path-volume-{index}"
+
+
+def ingress_path(project: str, job_name: str) -> str:
+    return f"/{project}-{job_name}"

@@ -1,0 +1,580 @@
+"""Marshmallow schemas: the single source of truth for what a job request may contain.
+
+Every rule of the contract's parameter table lives here. Errors of all fields are collected at once
+(schema validators run even when a field failed) and flattened to JSON pointers by ``flatten_errors``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from .errors import BadRequest, FieldError, ValidationFailed
+from .model import EnvVar, JobSpec, PortSpec, PvcSpec, VolumeSpec
+from .render import names
+from .units import duration_seconds, normalize_quantity, quantity_value
+
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+SERVICE_TYPES = ("nodeport", "loadbalancer", "clusterip", "portforward", "ingress")
+NODE_PORT_RANGE = (30000, 32767)
+SECRET_PREFIX = "SECRET:"
+
+MSG_DNS1035 = (
+    "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter, "
+    "ending with a letter or digit"
+)
+MSG_DNS1123 = "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+MSG_SUBDOMAIN = "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"
+MSG_LABEL_VALUE = "must be a label value: letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+
+
+# --- strict JSON types -------------------------------------------------------------------------
+# Marshmallow's defaults coerce ("yes" -> True, "1" -> 1, 1.5 -> 1). A job service must not guess.
+
+
+class StrictBoolean(fields.Field):
+    default_error_messages = {"invalid": "must be true or false"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictNumber(fields.Field):
+    default_error_messages = {"invalid": "must be a number"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictInteger(fields.Field):
+    default_error_messages = {"invalid": "must be a whole number"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictString(fields.String):
+    default_error_messages = {"invalid": "must be a string"}
+
+
+class CaseInsensitiveChoice(StrictString):
+    """A string from a fixed set, matched case-insensitively and returned in its canonical spelling."""
+
+    def __init__(self, choices: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.canonical = {choice.lower(): choice for choice in choices}
+        self.choices = choices
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return self.canonical[text.lower()]
+        except KeyError:
+            raise ValidationError(f"must be one of {', '.join(self.choices)} (any case)") from None
+
+
+def _absolute_path(value: str) -> None:
+    if not value.startswith("/"):
+        raise ValidationError("must be an absolute path")
+
+
+def _no_whitespace(value: str) -> None:
+    if not value or any(ch.isspace() for ch in value):
+        raise ValidationError("must be non-empty and contain no whitespace")
+
+
+def _matches(pattern: Any, message: str, max_length: int) -> validate.Validator:
+    return validate.And(
+        validate.Length(min=1, max=max_length, error=f"must be 1 to {max_length} characters"),
+        validate.Regexp(pattern, error=message),
+    )
+
+
+class Quantity(StrictString):
+    """A Kubernetes quantity; "3GB"-style decimal byte suffixes are normalised to "3G"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text = normalize_quantity(text)
+        except ValueError:
+            raise ValidationError("must be a quantity such as 512Mi, 4Gi, 3G or 3GB") from None
+        if quantity_value(text) <= 0:
+            raise ValidationError("must be greater than 0")
+        return text
+
+
+class Command(fields.Field):
+    """A string (split like a POSIX shell) or an array of strings."""
+
+    default_error_messages = {"invalid": "must be a string or an array of strings"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> tuple:
+        if isinstance(value, str):
+            try:
+                return tuple(shlex.split(value))
+            except ValueError as exc:
+                raise ValidationError(f"is not a valid shell command: {exc}") from None
+        if isinstance(value, list):
+            bad = {i: ["must be a string"] for i, item in enumerate(value) if not isinstance(item, str)}
+            if bad:
+                raise ValidationError(bad)
+            return tuple(value)
+        raise self.make_error("invalid")
+
+
+class Duration(fields.Field):
+    """Integer seconds, or a Go duration string with an optional ``d`` unit."""
+
+    default_error_messages = {"invalid": "must be a duration such as 90s, 1h30m or 2d, or whole seconds"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int):
+            seconds = value
+        elif isinstance(value, str):
+            try:
+                seconds = duration_seconds(value.strip())
+            except ValueError:
+                raise self.make_error("invalid") from None
+        else:
+            raise self.make_error("invalid")
+        if seconds < 0:
+            raise ValidationError("must be 0 or more")
+        return seconds
+
+
+class Environment(fields.Field):
+    """A map of variable name to string, number or boolean; ``SECRET:<name>,<key>`` reads a secret."""
+
+    default_error_messages = {"invalid": "must be an object of variable names to values"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> tuple:
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        variables: list[EnvVar] = []
+        errors: dict[str, list[str]] = {}
+        for key, raw in value.items():
+            problems = []
+            if not names.ENV_NAME.match(key):
+                problems.append("is not a valid variable name (letters, digits, '_', '-', '.'; not starting with a digit)")
+            if isinstance(raw, str):
+                variable = _secret_or_literal(key, raw, problems)
+            elif isinstance(raw, (bool, int, float)) and (isinstance(raw, bool) or math.isfinite(raw)):
+                # Stringified as JSON prints it: true, 50, 0.2 (not Python's True).
+                variable = EnvVar(name=key, value=json.dumps(raw))
+            else:
+                problems.append("must be a string, number or boolean")
+                variable = None
+            if problems:
+                errors[key] = problems
+            elif variable is not None:
+                variables.append(variable)
+        if errors:
+            raise ValidationError(errors)
+        return tuple(variables)
+
+
+def _secret_or_literal(key: str, raw: str, problems: list[str]) -> EnvVar | None:
+    if not raw.startswith(SECRET_PREFIX):
+        return EnvVar(name=key, value=raw)
+    secret, _, secret_key = raw[len(SECRET_PREFIX) :].partition(",")
+    secret, secret_key = secret.strip(), secret_key.strip()
+    if not (secret and secret_key):
+        problems.append("must be SECRET:<secret name>,<key>")
+        return None
+    if len(secret) > names.MAX_SUBDOMAIN or not names.DNS1123_SUBDOMAIN.match(secret):
+        problems.append(f"secret name {secret!r} {MSG_SUBDOMAIN}")
+    if not names.SECRET_KEY.match(secret_key):
+        problems.append(f"secret key {secret_key!r} may hold only letters, digits, '-', '_' and '.'")
+    return EnvVar(name=key, secret_name=secret, secret_key=secret_key)
+
+
+# --- nested objects, each also accepted in the CLI's string form -----------------------------------
+
+
+class PortSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    container = StrictInteger(required=True, validate=validate.Range(1, 65535, error="must be between 1 and 65535"))
+    external = StrictInteger(allow_none=True, validate=validate.Range(1, 65535, error="must be between 1 and 65535"))
+    autoGenerate = StrictBoolean(allow_none=True)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _external_or_generated(self, data: dict, **kwargs: Any) -> None:
+        if data.get("autoGenerate") and data.get("external") is not None:
+            raise ValidationError("autoGenerate picks the external port: leave external out", "autoGenerate")
+
+    @post_load
+    def _make(self, data: dict, **kwargs: Any) -> PortSpec:
+        return PortSpec(data["container"], data.get("external"), bool(data.get("autoGenerate")))
+
+
+class PvcSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    path = StrictString(required=True, validate=_absolute_path)
+    readOnly = StrictBoolean(allow_none=True)
+    size = Quantity(allow_none=True)
+    storageClass = StrictString(
+        allow_none=True, validate=_matches(names.DNS1123_SUBDOMAIN, MSG_SUBDOMAIN, names.MAX_SUBDOMAIN)
+    )
+    claimName = StrictString(
+        allow_none=True, validate=_matches(names.DNS1123_SUBDOMAIN, MSG_SUBDOMAIN, names.MAX_SUBDOMAIN)
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _new_or_existing(self, data: dict, **kwargs: Any) -> None:
+        claim, size = data.get("claimName"), data.get("size")
+        if claim and size:
+            raise ValidationError("give size (a new claim) or claimName (an existing claim), not both", "claimName")
+        if claim and data.get("storageClass"):
+            raise ValidationError("an existing claim already has its storage class", "storageClass")
+        if not claim and not size:
+            raise ValidationError("size is required for a new claim (or give claimName)", "size")
+
+    @post_load
+    def _make(self, data: dict, **kwargs: Any) -> PvcSpec:
+        return PvcSpec(
+            path=data["path"],
+            read_only=bool(data.get("readOnly")),
+            size=data.get("size"),
+            storage_class=data.get("storageClass") or None,
+            claim_name=data.get("claimName") or None,
+        )
+
+
+class VolumeSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    sourcePath = StrictString(required=True, validate=_absolute_path)
+    targetPath = StrictString(required=True, validate=_absolute_path)
+    readOnly = StrictBoolean(allow_none=True)
+
+    @post_load
+    def _make(self, data: dict, **kwargs: Any) -> VolumeSpec:
+        return VolumeSpec(data["sourcePath"], data["targetPath"], bool(data.get("readOnly")))
+
+
+class ObjectOrString(fields.Field):
+    """A list item given as an object (loaded by ``schema``) or as the CLI's string (parsed by ``parse``)."""
+
+    default_error_messages = {"invalid": "must be an object or a string"}
+
+    def __init__(self, schema: Schema, parse: Any, accept_int: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.schema = schema
+        self.parse = parse
+        self.accept_int = accept_int
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return self.schema.load(self.parse(value))
+        if self.accept_int and isinstance(value, int) and not isinstance(value, bool):
+            return self.schema.load({"container": value})
+        if isinstance(value, dict):
+            return self.schema.load(value)
+        if self.accept_int:
+            raise ValidationError("must be an object, a port number or an \"external:container\" string")
+        raise self.make_error("invalid")
+
+
+def parse_port_string(text: str) -> dict:
+    """The CLI's ``"external:container"`` or ``"container"``."""
+    parts = text.strip().split(":")
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError:
+        raise ValidationError("must be \"container\" or \"external:container\" with port numbers") from None
+    if len(numbers) == 1:
+        return {"container": numbers[0]}
+    if len(numbers) == 2:
+        return {"external": numbers[0], "container": numbers[1]}
+    raise ValidationError("must be \"container\" or \"external:container\"")
+
+
+def parse_volume_string(text: str) -> dict:
+    """The CLI's ``/host/path:/container/path[:ro]``."""
+    parts = text.split(":")
+    read_only = False
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        read_only = parts.pop() == "ro"
+    if len(parts) != 2:
+        raise ValidationError("must be \"/host/path:/container/path[:ro]\"")
+    return {"sourcePath": parts[0], "targetPath": parts[1], "readOnly": read_only}
+
+
+def parse_pvc_string(text: str) -> dict:
+    """The CLI's ``StorageClass:Size:Path[:ro]`` (new claim; empty class = default) or ``Claim:Path[:ro]``."""
+    parts = text.split(":")
+    read_only = False
+    if parts and parts[-1] in ("ro", "rw"):
+        read_only = parts.pop() == "ro"
+    if len(parts) == 3:
+        storage_class, size, path = parts
+        item: dict = {"size": size, "path": path}
+        if storage_class:
+            item["storageClass"] = storage_class
+    elif len(parts) == 2:
+        item = {"claimName": parts[0], "path": parts[1]}
+    else:
+        raise ValidationError("must be \"StorageClass:Size:Path[:ro]\" (new claim) or \"ClaimName:Path[:ro]\"")
+    item["readOnly"] = read_only
+    return item
+
+
+# --- the job --------------------------------------------------------------------------------------
+
+
+class JobSchema(Schema):
+    """A job as the Run:AI Researcher REST API sends it; loads into ``JobSpec``."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = StrictString(allow_none=True, validate=_matches(names.DNS1035_LABEL, MSG_DNS1035, names.MAX_LABEL))
+    jobNamePrefix = StrictString(
+        allow_none=True, validate=_matches(names.DNS1035_LABEL, MSG_DNS1035, names.MAX_PREFIX)
+    )
+    project = StrictString(required=True, validate=_matches(names.DNS1123_LABEL, MSG_DNS1123, names.MAX_LABEL))
+    interactive = StrictBoolean(allow_none=True)
+
+    image = StrictString(required=True, validate=_no_whitespace)
+    command = Command(allow_none=True)
+    arguments = fields.List(StrictString(), allow_none=True)
+    environment = Environment(allow_none=True)
+    imagePullPolicy = CaseInsensitiveChoice(PULL_POLICIES, allow_none=True)
+    stdin = StrictBoolean(allow_none=True)
+    tty = StrictBoolean(allow_none=True)
+    workingDir = StrictString(allow_none=True, validate=_absolute_path)
+    createHomeDir = StrictBoolean(allow_none=True)
+
+    gpu = StrictNumber(allow_none=True)
+    cpu = StrictNumber(allow_none=True, validate=validate.Range(min=0, min_inclusive=False, error="must be > 0"))
+    cpuLimit = StrictNumber(allow_none=True, validate=validate.Range(min=0, min_inclusive=False, error="must be > 0"))
+    memory = Quantity(allow_none=True)
+    memoryLimit = Quantity(allow_none=True)
+    largeShm = StrictBoolean(allow_none=True)
+
+    pvc = fields.List(ObjectOrString(PvcSchema(), parse_pvc_string), allow_none=True)
+    volume = fields.Dict(keys=StrictString(validate=_absolute_path), values=StrictString(validate=_absolute_path),
+                         allow_none=True)
+    volumes = fields.List(ObjectOrString(VolumeSchema(), parse_volume_string), allow_none=True)
+
+    hostIpc = StrictBoolean(allow_none=True)
+    hostNetwork = StrictBoolean(allow_none=True)
+    ports = fields.List(ObjectOrString(PortSchema(), parse_port_string, accept_int=True), allow_none=True)
+    serviceType = CaseInsensitiveChoice(SERVICE_TYPES, allow_none=True)
+
+    backoffLimit = StrictInteger(allow_none=True, validate=validate.Range(min=0, error="must be 0 or more"))
+    completions = StrictInteger(allow_none=True, validate=validate.Range(min=1, error="must be 1 or more"))
+    parallelism = StrictInteger(allow_none=True, validate=validate.Range(min=1, error="must be 1 or more"))
+    elastic = StrictBoolean(allow_none=True)
+    preemptible = StrictBoolean(allow_none=True)
+    ttlAfterFinish = Duration(allow_none=True)
+
+    preventPrivilegeEscalation = StrictBoolean(allow_none=True)
+    nodeType = StrictString(allow_none=True, validate=_matches(names.LABEL_VALUE, MSG_LABEL_VALUE, names.MAX_LABEL))
+
+    # Cross-field rules run even when single fields failed, so one answer lists every problem.
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _cross_field_rules(self, data: dict, original: dict, **kwargs: Any) -> None:
+        errors: dict[str, list[str]] = {}
+
+        def fail(field: str, message: str) -> None:
+            errors.setdefault(field, []).append(message)
+
+        interactive = bool(data.get("interactive"))
+        gpu = data.get("gpu")
+        if gpu is not None:
+            if gpu < 0:
+                fail("gpu", "must be 0 or more")
+            elif gpu > 1 and not float(gpu).is_integer():
+                fail("gpu", "must be a whole number when more than 1 (fractions are for less than one GPU)")
+        if data.get("tty") and not data.get("stdin"):
+            fail("tty", "needs stdin: true")
+        cpu, cpu_limit = data.get("cpu"), data.get("cpuLimit")
+        if cpu is not None and cpu_limit is not None and cpu_limit < cpu:
+            fail("cpuLimit", f"must be at least cpu ({cpu})")
+        memory, memory_limit = data.get("memory"), data.get("memoryLimit")
+        if memory and memory_limit and quantity_value(memory_limit) < quantity_value(memory):
+            fail("memoryLimit", f"must be at least memory ({memory})")
+        backoff = data.get("backoffLimit")
+        if interactive and backoff:
+            fail("backoffLimit", "must be 0 for an interactive job (it is never retried)")
+        completions, parallelism = data.get("completions"), data.get("parallelism")
+        if interactive and completions is not None and completions != 1:
+            fail("completions", "must be 1 for an interactive job")
+        if parallelism is not None and parallelism > 1:
+            if completions is None:
+                fail("parallelism", "needs completions when more than 1")
+            if data.get("elastic"):
+                fail("parallelism", "cannot be more than 1 for an elastic job")
+            if interactive:
+                fail("parallelism", "cannot be more than 1 for an interactive job")
+        if data.get("preemptible") and not interactive:
+            fail("preemptible", "applies to interactive jobs only (training jobs are always preemptible)")
+        if data.get("serviceType") and not original.get("ports"):
+            fail("serviceType", "needs ports")
+        self._check_ports(_loaded(data, "ports", PortSpec), data.get("serviceType"), fail)
+        self._check_mounts(data, fail)
+        if errors:
+            raise ValidationError(errors)
+
+    @staticmethod
+    def _check_ports(ports: list[PortSpec], service_type: str | None, fail: Any) -> None:
+        seen_container: set[int] = set()
+        seen_external: set[int] = set()
+        low, high = NODE_PORT_RANGE
+        for port in ports:
+            if port.container in seen_container:
+                fail("ports", f"container port {port.container} is listed twice")
+            seen_container.add(port.container)
+            if port.external is not None:
+                if port.external in seen_external:
+                    fail("ports", f"external port {port.external} is listed twice")
+                seen_external.add(port.external)
+                if service_type == "nodeport" and not low <= port.external <= high:
+                    fail("ports", f"external port {port.external} must be a node port in {low}-{high}")
+
+    @staticmethod
+    def _check_mounts(data: dict, fail: Any) -> None:
+        seen: dict[str, str] = {}
+        if data.get("largeShm"):
+            seen[names.SHM_DIR] = "largeShm"
+        if data.get("createHomeDir"):
+            seen[names.HOME_DIR] = "createHomeDir"
+        mounts = [("pvc", pvc.path) for pvc in _loaded(data, "pvc", PvcSpec)]
+        mounts += [("volume", target) for target in (data.get("volume") or {}).values() if isinstance(target, str)]
+        mounts += [("volumes", volume.target_path) for volume in _loaded(data, "volumes", VolumeSpec)]
+        for field, path in mounts:
+            normalized = path.rstrip("/") or "/"
+            if normalized in seen:
+                fail(field, f"mount path {path} is already used by {seen[normalized]}")
+            else:
+                seen[normalized] = field
+
+    @post_load
+    def _make(self, data: dict, **kwargs: Any) -> JobSpec:
+        volumes = tuple(VolumeSpec(source, target) for source, target in (data.get("volume") or {}).items())
+        volumes += tuple(data.get("volumes") or ())
+        gpu = data.get("gpu") or 0
+        return JobSpec(
+            project=data["project"],
+            image=data["image"],
+            name=data.get("name"),
+            job_name_prefix=data.get("jobNamePrefix"),
+            interactive=bool(data.get("interactive")),
+            command=data.get("command") or (),
+            arguments=tuple(data.get("arguments") or ()),
+            environment=data.get("environment") or (),
+            image_pull_policy=data.get("imagePullPolicy") or "Always",
+            stdin=bool(data.get("stdin")),
+            tty=bool(data.get("tty")),
+            working_dir=data.get("workingDir"),
+            create_home_dir=bool(data.get("createHomeDir")),
+            gpu=int(gpu) if float(gpu).is_integer() else gpu,
+            cpu=data.get("cpu"),
+            cpu_limit=data.get("cpuLimit"),
+            memory=data.get("memory"),
+            memory_limit=data.get("memoryLimit"),
+            large_shm=bool(data.get("largeShm")),
+            pvcs=tuple(data.get("pvc") or ()),
+            volumes=volumes,
+            host_ipc=bool(data.get("hostIpc")),
+            host_network=bool(data.get("hostNetwork")),
+            ports=tuple(data.get("ports") or ()),
+            service_type=data.get("serviceType"),
+            backoff_limit=data.get("backoffLimit"),
+            completions=data.get("completions"),
+            parallelism=data.get("parallelism"),
+            elastic=bool(data.get("elastic")),
+            preemptible=bool(data.get("preemptible")),
+            ttl_after_finish=data.get("ttlAfterFinish"),
+            prevent_privilege_escalation=bool(data.get("preventPrivilegeEscalation")),
+            node_type=data.get("nodeType"),
+        )
+
+
+def _loaded(data: dict, key: str, cls: type) -> list:
+    """The items of a list field that loaded; after a partial failure the others are raw leftovers."""
+    return [item for item in data.get(key) or [] if isinstance(item, cls)]
+
+
+def flatten_errors(messages: Any, pointer: str = "") -> list[FieldError]:
+    """Marshmallow's nested error dict -> one FieldError per message, each with a JSON pointer."""
+    if isinstance(messages, dict):
+        result: list[FieldError] = []
+        for key, value in messages.items():
+            child = pointer if key == "_schema" else f"{pointer}/{_escape_pointer(str(key))}"
+            result.extend(flatten_errors(value, child))
+        return result
+    if isinstance(messages, (list, tuple)):
+        result = []
+        for item in messages:
+            result.extend(flatten_errors(item, pointer) if isinstance(item, (dict, list)) else [_field_error(pointer, item)])
+        return result
+    return [_field_error(pointer, messages)]
+
+
+def _field_error(pointer: str, message: Any) -> FieldError:
+    text = str(message)
+    if text == "Unknown field.":
+        text = "unknown field (not a job parameter; check its spelling)"
+    elif text == "Missing data for required field.":
+        text = "is required"
+    elif text == "Field may not be null.":
+        text = "may not be null"
+    return FieldError(pointer or "/", text)
+
+
+def _escape_pointer(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+_JOB_SCHEMA = JobSchema()
+
+
+def load_submit_request(payload: Any) -> JobSpec:
+    """``{"job": {...}}`` -> JobSpec, or BadRequest (wrong shape) / ValidationFailed (every field error)."""
+    if not isinstance(payload, dict):
+        raise BadRequest("The request body must be a JSON object such as {\"job\": {...}}.")
+    if "job" not in payload:
+        raise BadRequest("The request body has no \"job\" object.", errors=[FieldError("/job", "is required")])
+    if not isinstance(payload["job"], dict):
+        raise BadRequest("\"job\" must be a JSON object.", errors=[FieldError("/job", "must be an object")])
+    problems = [
+        FieldError(f"/{_escape_pointer(key)}", "unknown field (the body holds only \"job\")")
+        for key in payload
+        if key != "job"
+    ]
+    try:
+        spec = _JOB_SCHEMA.load(payload["job"])
+    except ValidationError as exc:
+        problems.extend(flatten_errors(exc.messages, "/job"))
+        spec = None
+    if problems:
+        summary = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
+        count = len(problems)
+        raise ValidationFailed(
+            f"The job is not valid ({count} problem{'s' if count > 1 else ''}).", details=summary, errors=problems
+        )
+    return spec

@@ -1,0 +1,3 @@
+from runai_submit.app import create_app
+
+app = create_app()
