@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .cluster import Cluster
@@ -41,9 +42,12 @@ class SubmitResult:
 class JobService:
     """Submits validated jobs to a cluster, all or nothing."""
 
-    def __init__(self, cluster: Cluster, settings: Settings) -> None:
+    def __init__(
+        self, cluster: Cluster, settings: Settings, *, name_factory: Callable[[str | None], str] = generated_name
+    ) -> None:
         self.cluster = cluster
         self.settings = settings
+        self.name_factory = name_factory
 
     def context(self, spec: JobSpec, name: str, user: str) -> SubmitContext:
         workload = self.cluster.workload_kind()
@@ -61,7 +65,7 @@ class JobService:
         """Create the job's objects; a generated name that collides is replaced, an explicit one is a 409."""
         tries = 1 if spec.name else self.settings.name_retries
         for _ in range(tries):
-            name = spec.name or generated_name(spec.job_name_prefix)
+            name = spec.name or self.name_factory(spec.job_name_prefix)
             ctx = self.context(spec, name, user)
             try:
                 return self._create(spec, ctx, dry_run=dry_run)
