@@ -43,6 +43,12 @@ class ServiceError(Exception):
         self.headers = dict(headers or {})
         super().__init__(self.message)
 
+    def caused_by(self, cause: ServiceError) -> ServiceError:
+        """Keep what the applier recorded on ``cause`` (failed object, leftovers) when re-raising as self."""
+        self.failed_object = cause.failed_object
+        self.left_behind = list(cause.left_behind)
+        return self
+
     def to_dict(self) -> dict:
         """The error envelope of the contract (§6)."""
         envelope = {

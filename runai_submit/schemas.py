@@ -21,6 +21,7 @@ from .units import duration_seconds, normalize_quantity, quantity_value
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 SERVICE_TYPES = ("nodeport", "loadbalancer", "clusterip", "portforward", "ingress")
 NODE_PORT_RANGE = (30000, 32767)
+INT32_MAX = 2**31 - 1  # Kubernetes' int32 fields (backoffLimit, completions, ttlSecondsAfterFinished, ...)
 SECRET_PREFIX = "SECRET:"
 
 MSG_DNS1035 = (
@@ -155,7 +156,9 @@ class Duration(fields.Field):
         else:
             raise self.make_error("invalid")
         if seconds < 0:
-            raise ValidationError("must be 0 or more")
+            raise ValidationError("must be 0 or more (a duration or whole seconds)")
+        if seconds > INT32_MAX:
+            raise ValidationError(f"must be at most {INT32_MAX} seconds")
         return seconds
 
 
@@ -274,6 +277,33 @@ class VolumeSchema(Schema):
         return VolumeSpec(data["sourcePath"], data["targetPath"], bool(data.get("readOnly")))
 
 
+class VolumeMap(fields.Field):
+    """The seed page's ``{"/host/path": "/container/path"}``; errors point at the host path's key."""
+
+    default_error_messages = {"invalid": "must be an object of host paths to container paths"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> dict:
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        volumes: dict[str, VolumeSpec] = {}
+        errors: dict[str, list[str]] = {}
+        for source, target in value.items():
+            problems = []
+            if not source.startswith("/"):
+                problems.append(f"host path {source!r} must be absolute")
+            if not isinstance(target, str):
+                problems.append("the container path must be a string")
+            elif not target.startswith("/"):
+                problems.append(f"container path {target!r} must be an absolute path")
+            if problems:
+                errors[source] = problems
+            else:
+                volumes[source] = VolumeSpec(source, target)
+        if errors:
+            raise ValidationError(errors)
+        return volumes
+
+
 class ObjectOrString(fields.Field):
     """A list item given as an object (loaded by ``schema``) or as the CLI's string (parsed by ``parse``)."""
 
@@ -375,8 +405,7 @@ class JobSchema(Schema):
     largeShm = StrictBoolean(allow_none=True)
 
     pvc = fields.List(ObjectOrString(PvcSchema(), parse_pvc_string), allow_none=True)
-    volume = fields.Dict(keys=StrictString(validate=_absolute_path), values=StrictString(validate=_absolute_path),
-                         allow_none=True)
+    volume = VolumeMap(allow_none=True)
     volumes = fields.List(ObjectOrString(VolumeSchema(), parse_volume_string), allow_none=True)
 
     hostIpc = StrictBoolean(allow_none=True)
@@ -384,9 +413,9 @@ class JobSchema(Schema):
     ports = fields.List(ObjectOrString(PortSchema(), parse_port_string, accept_int=True), allow_none=True)
     serviceType = CaseInsensitiveChoice(SERVICE_TYPES, allow_none=True)
 
-    backoffLimit = StrictInteger(allow_none=True, validate=validate.Range(min=0, error="must be 0 or more"))
-    completions = StrictInteger(allow_none=True, validate=validate.Range(min=1, error="must be 1 or more"))
-    parallelism = StrictInteger(allow_none=True, validate=validate.Range(min=1, error="must be 1 or more"))
+    backoffLimit = StrictInteger(allow_none=True, validate=validate.Range(0, INT32_MAX, error=f"must be 0 or more (at most {INT32_MAX})"))
+    completions = StrictInteger(allow_none=True, validate=validate.Range(1, INT32_MAX, error=f"must be 1 or more (at most {INT32_MAX})"))
+    parallelism = StrictInteger(allow_none=True, validate=validate.Range(1, INT32_MAX, error=f"must be 1 or more (at most {INT32_MAX})"))
     elastic = StrictBoolean(allow_none=True)
     preemptible = StrictBoolean(allow_none=True)
     ttlAfterFinish = Duration(allow_none=True)
@@ -397,85 +426,98 @@ class JobSchema(Schema):
     # Cross-field rules run even when single fields failed, so one answer lists every problem.
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def _cross_field_rules(self, data: dict, original: dict, **kwargs: Any) -> None:
-        errors: dict[str, list[str]] = {}
+        errors: dict = {}
 
-        def fail(field: str, message: str) -> None:
-            errors.setdefault(field, []).append(message)
+        def fail(path: tuple, message: str) -> None:
+            node = errors
+            for step in path[:-1]:
+                node = node.setdefault(step, {})
+            node.setdefault(path[-1], []).append(message)
 
         interactive = bool(data.get("interactive"))
         gpu = data.get("gpu")
         if gpu is not None:
             if gpu < 0:
-                fail("gpu", "must be 0 or more")
+                fail(("gpu",), "must be 0 or more")
             elif gpu > 1 and not float(gpu).is_integer():
-                fail("gpu", "must be a whole number when more than 1 (fractions are for less than one GPU)")
+                fail(("gpu",), "must be a whole number when more than 1 (fractions are for less than one GPU)")
         if data.get("tty") and not data.get("stdin"):
-            fail("tty", "needs stdin: true")
+            fail(("tty",), "needs stdin: true")
         cpu, cpu_limit = data.get("cpu"), data.get("cpuLimit")
         if cpu is not None and cpu_limit is not None and cpu_limit < cpu:
-            fail("cpuLimit", f"must be at least cpu ({cpu})")
+            fail(("cpuLimit",), f"must be at least cpu ({cpu})")
         memory, memory_limit = data.get("memory"), data.get("memoryLimit")
         if memory and memory_limit and quantity_value(memory_limit) < quantity_value(memory):
-            fail("memoryLimit", f"must be at least memory ({memory})")
-        backoff = data.get("backoffLimit")
-        if interactive and backoff:
-            fail("backoffLimit", "must be 0 for an interactive job (it is never retried)")
+            fail(("memoryLimit",), f"must be at least memory ({memory})")
+        if interactive and data.get("backoffLimit"):
+            fail(("backoffLimit",), "must be 0 for an interactive job (it is never retried)")
         completions, parallelism = data.get("completions"), data.get("parallelism")
         if interactive and completions is not None and completions != 1:
-            fail("completions", "must be 1 for an interactive job")
+            fail(("completions",), "must be 1 for an interactive job")
         if parallelism is not None and parallelism > 1:
             if completions is None:
-                fail("parallelism", "needs completions when more than 1")
+                fail(("parallelism",), "needs completions when more than 1")
             if data.get("elastic"):
-                fail("parallelism", "cannot be more than 1 for an elastic job")
+                fail(("parallelism",), "cannot be more than 1 for an elastic job")
             if interactive:
-                fail("parallelism", "cannot be more than 1 for an interactive job")
+                fail(("parallelism",), "cannot be more than 1 for an interactive job")
         if data.get("preemptible") and not interactive:
-            fail("preemptible", "applies to interactive jobs only (training jobs are always preemptible)")
+            fail(("preemptible",), "applies to interactive jobs only (training jobs are always preemptible)")
         if data.get("serviceType") and not original.get("ports"):
-            fail("serviceType", "needs ports")
-        self._check_ports(_loaded(data, "ports", PortSpec), data.get("serviceType"), fail)
+            fail(("serviceType",), "needs ports")
+        self._check_ports(data.get("ports") or [], data.get("serviceType"), fail)
         self._check_mounts(data, fail)
         if errors:
             raise ValidationError(errors)
 
     @staticmethod
-    def _check_ports(ports: list[PortSpec], service_type: str | None, fail: Any) -> None:
-        seen_container: set[int] = set()
-        seen_external: set[int] = set()
+    def _check_ports(ports: list, service_type: str | None, fail: Any) -> None:
+        seen_container: dict[int, int] = {}
+        seen_external: dict[int, int] = {}
         low, high = NODE_PORT_RANGE
-        for port in ports:
+        for index, port in enumerate(ports):
+            if not isinstance(port, PortSpec):
+                continue  # this item failed on its own and is reported already
             if port.container in seen_container:
-                fail("ports", f"container port {port.container} is listed twice")
-            seen_container.add(port.container)
-            if port.external is not None:
-                if port.external in seen_external:
-                    fail("ports", f"external port {port.external} is listed twice")
-                seen_external.add(port.external)
-                if service_type == "nodeport" and not low <= port.external <= high:
-                    fail("ports", f"external port {port.external} must be a node port in {low}-{high}")
+                fail(("ports", index, "container"),
+                     f"container port {port.container} is already listed at ports/{seen_container[port.container]}")
+            seen_container.setdefault(port.container, index)
+            if port.external is None:
+                continue
+            if port.external in seen_external:
+                fail(("ports", index, "external"),
+                     f"external port {port.external} is already listed at ports/{seen_external[port.external]}")
+            seen_external.setdefault(port.external, index)
+            if service_type == "nodeport" and not low <= port.external <= high:
+                fail(("ports", index, "external"), f"must be a node port in {low}-{high} for serviceType nodeport")
 
     @staticmethod
     def _check_mounts(data: dict, fail: Any) -> None:
+        """Every mount path of the container is unique (the API server refuses duplicates)."""
         seen: dict[str, str] = {}
         if data.get("largeShm"):
             seen[names.SHM_DIR] = "largeShm"
         if data.get("createHomeDir"):
             seen[names.HOME_DIR] = "createHomeDir"
-        mounts = [("pvc", pvc.path) for pvc in _loaded(data, "pvc", PvcSpec)]
-        mounts += [("volume", target) for target in (data.get("volume") or {}).values() if isinstance(target, str)]
-        mounts += [("volumes", volume.target_path) for volume in _loaded(data, "volumes", VolumeSpec)]
-        for field, path in mounts:
-            normalized = path.rstrip("/") or "/"
+        mounts: list[tuple[tuple, str]] = []
+        for index, pvc in enumerate(data.get("pvc") or []):
+            if isinstance(pvc, PvcSpec):
+                mounts.append((("pvc", index, "path"), pvc.path))
+        for source, volume in (data.get("volume") or {}).items():
+            mounts.append((("volume", source), volume.target_path))
+        for index, volume in enumerate(data.get("volumes") or []):
+            if isinstance(volume, VolumeSpec):
+                mounts.append((("volumes", index, "targetPath"), volume.target_path))
+        for path, mount in mounts:
+            normalized = mount.rstrip("/") or "/"
             if normalized in seen:
-                fail(field, f"mount path {path} is already used by {seen[normalized]}")
+                fail(path, f"mount path {mount} is already used by {seen[normalized]}")
             else:
-                seen[normalized] = field
+                seen[normalized] = "/".join(str(step) for step in path)
 
     @post_load
     def _make(self, data: dict, **kwargs: Any) -> JobSpec:
-        volumes = tuple(VolumeSpec(source, target) for source, target in (data.get("volume") or {}).items())
-        volumes += tuple(data.get("volumes") or ())
+        volumes = tuple((data.get("volume") or {}).values()) + tuple(data.get("volumes") or ())
         gpu = data.get("gpu") or 0
         return JobSpec(
             project=data["project"],
@@ -512,11 +554,6 @@ class JobSchema(Schema):
             prevent_privilege_escalation=bool(data.get("preventPrivilegeEscalation")),
             node_type=data.get("nodeType"),
         )
-
-
-def _loaded(data: dict, key: str, cls: type) -> list:
-    """The items of a list field that loaded; after a partial failure the others are raw leftovers."""
-    return [item for item in data.get(key) or [] if isinstance(item, cls)]
 
 
 def flatten_errors(messages: Any, pointer: str = "") -> list[FieldError]:

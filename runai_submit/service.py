@@ -4,15 +4,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from .cluster import Cluster
 from .cluster.applier import apply_all
 from .cluster.errors import AlreadyExists, NamespaceMissing
 from .config import Settings
-from .errors import Conflict, NameTaken, ProjectNotFound
+from .errors import Conflict, JobNotFound, NameTaken, ProjectNotFound
 from .model import CreatedObject, JobSpec, OwnerRef, SubmitContext
 from .render import make_dependents, make_workload
-from .render.names import generated_name
+from .cluster.kinds import PVC
+from .render.common import MANAGED_BY
+from .render.names import generated_name, label_safe
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +74,11 @@ class JobService:
                 return self._create(spec, ctx, dry_run=dry_run)
             except AlreadyExists as exc:
                 if spec.name:
-                    raise NameTaken(spec.project, name, details=exc.details or exc.message) from exc
+                    raise NameTaken(spec.project, name, details=exc.details or exc.message).caused_by(exc) from exc
                 log.info("generated name %s/%s is taken; trying another", ctx.namespace, name)
             except NamespaceMissing as exc:
                 self.cluster.forget_namespaces()
-                raise ProjectNotFound(spec.project, ctx.namespace) from exc
+                raise ProjectNotFound(spec.project, ctx.namespace).caused_by(exc) from exc
         raise Conflict(
             f"Could not find a free name for a job in project {spec.project!r} after {tries} tries.",
             details="Give the job a name, or a jobNamePrefix with fewer jobs.",
@@ -94,3 +97,120 @@ class JobService:
         log.info("%s job %s/%s for user %r: %s", "dry-ran" if dry_run else "submitted", ctx.namespace, ctx.name,
                  ctx.user, ", ".join(f"{obj.kind}" for obj in objects))
         return SubmitResult(ctx.name, spec.project, ctx.namespace, ctx.workload_kind, objects, [workload, *dependents])
+
+    # --- reading and deleting ----------------------------------------------------------------------
+
+    def list_jobs(self, project: str | None = None, user: str | None = None) -> list[dict]:
+        """Jobs of one project (or all), optionally of one user: one list call whatever the number of jobs."""
+        selector = JOB_SELECTOR
+        if user:
+            selector += f",runai/user={label_safe(user)}"
+        namespace = self.cluster.namespace_for(project) if project else None
+        workloads = self.cluster.list(self.cluster.workload_kind(), namespace, label_selector=selector)
+        views = [job_view(workload) for workload in workloads]
+        if user:
+            # The label is a lossy form of the user name; the annotation is exact.
+            views = [view for view in views if view["user"] == user]
+        if project:
+            views = [view for view in views if view["project"] in (project, "")]
+        return sorted(views, key=lambda view: (view["project"], view["createdAt"], view["name"]))
+
+    def get_job(self, project: str, name: str) -> dict:
+        namespace = self.cluster.namespace_for(project)
+        workload = self.cluster.get(namespace, self.cluster.workload_kind(), name)
+        if workload is None:
+            raise JobNotFound(project, name)
+        return job_view(workload)
+
+    def delete_job(self, project: str, name: str, *, delete_pvcs: bool = False) -> list[str]:
+        """Delete the workload (the garbage collector removes its Service and Ingress) and, if asked, its PVCs."""
+        namespace = self.cluster.namespace_for(project)
+        kind = self.cluster.workload_kind()
+        if not self.cluster.delete(namespace, kind, name):
+            raise JobNotFound(project, name)
+        deleted = [f"{kind.kind} {name}"]
+        if delete_pvcs:
+            selector = f"release={name},app.kubernetes.io/managed-by={MANAGED_BY}"
+            for claim in self.cluster.list(PVC, namespace, label_selector=selector):
+                claim_name = claim["metadata"]["name"]
+                if self.cluster.delete(namespace, PVC, claim_name):
+                    deleted.append(f"PersistentVolumeClaim {claim_name}")
+        return deleted
+
+    def projects(self) -> list[dict]:
+        return [{"name": project, "namespace": namespace}
+                for project, namespace in sorted(self.cluster.projects().items())]
+
+
+# --- reading and deleting jobs ---------------------------------------------------------------------
+
+JOB_SELECTOR = "app=runaijob"
+INTERACTIVE_PRIORITIES = ("build", "interactive-preemptible")
+
+
+def job_view(workload: dict) -> dict:
+    """The Run:AI list fields of one workload (``GET /api/job``), derived from the object alone."""
+    meta = workload.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    template = (workload.get("spec") or {}).get("template") or {}
+    pod_annotations = (template.get("metadata") or {}).get("annotations") or {}
+    containers = (template.get("spec") or {}).get("containers") or []
+    return {
+        "name": meta.get("name", ""),
+        "project": labels.get("project", ""),
+        "namespace": meta.get("namespace", ""),
+        "user": annotations.get("user") or labels.get("runai/user") or labels.get("user", ""),
+        "type": "Interactive" if labels.get("priorityClassName") in INTERACTIVE_PRIORITIES else "Train",
+        "kind": workload.get("kind", ""),
+        "status": job_status(workload),
+        "createdAt": _epoch_ms(meta.get("creationTimestamp")),
+        "images": [container.get("image", "") for container in containers],
+        "requestedGPUs": _requested_gpus(containers, pod_annotations),
+        "uid": meta.get("uid", ""),
+    }
+
+
+def job_status(workload: dict) -> str:
+    """Pending, Running, Succeeded, Failed or Unknown from a Job-shaped status.
+
+    https://kubernetes.io/docs/concepts/workloads/controllers/job/#job-termination-and-cleanup
+    """
+    status = workload.get("status")
+    if status is None:
+        return "Unknown"
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    if conditions.get("Complete") == "True" or conditions.get("SuccessCriteriaMet") == "True":
+        return "Succeeded"
+    if conditions.get("Failed") == "True" or conditions.get("FailureTarget") == "True":
+        return "Failed"
+    if status.get("ready") or (status.get("active") and "ready" not in status):
+        return "Running"
+    return "Pending"
+
+
+def _requested_gpus(containers: list[dict], pod_annotations: dict) -> float:
+    fraction = pod_annotations.get("gpu-fraction")
+    if fraction:
+        try:
+            return float(fraction)
+        except ValueError:
+            return 0
+    total = 0.0
+    for container in containers:
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu")
+        try:
+            total += float(limit or 0)
+        except ValueError:
+            pass
+    return int(total) if total.is_integer() else total
+
+
+def _epoch_ms(timestamp: str | None) -> int:
+    if not timestamp:
+        return 0
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    return int(moment.timestamp() * 1000)

@@ -1,4 +1,4 @@
-"""Kubernetes quantities and Go durations, parsed by well-kept libraries.
+"""Kubernetes quantities (parsed by the client's own parser) and Go durations.
 
 ``kubernetes.utils.quantity`` is the client's pure quantity parser (no network, no client objects), so this
 module is the one place outside ``cluster/`` that imports from the ``kubernetes`` package.
@@ -6,17 +6,20 @@ module is the one place outside ``cluster/`` that imports from the ``kubernetes`
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-import durationpy
 from kubernetes.utils.quantity import parse_quantity
 
 # The seed page itself writes "3GB"; Kubernetes spells the same suffixes without the "B".
 _DECIMAL_BYTE_SUFFIXES = {"KB": "k", "MB": "M", "GB": "G", "TB": "T", "PB": "P", "EB": "E"}
 _QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-# Go's time.ParseDuration units plus "d" for days (not weeks, months or years: ambiguous).
-_DURATION = re.compile(r"^((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d))+$")
-_MICROSECONDS_PER_SECOND = 1_000_000
+# Go's time.ParseDuration syntax plus "d" for days (not weeks, months or years: ambiguous).
+_DURATION = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d))+$")
+_DURATION_TERM = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)")
+_UNIT_SECONDS = {
+    "ns": Decimal("1e-9"), "us": Decimal("1e-6"), "µs": Decimal("1e-6"), "μs": Decimal("1e-6"),
+    "ms": Decimal("1e-3"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600), "d": Decimal(86400),
+}
 
 
 def normalize_quantity(text: str) -> str:
@@ -38,10 +41,16 @@ def quantity_value(text: str) -> Decimal:
 
 
 def duration_seconds(text: str) -> int:
-    """Seconds in a Go duration ("1h30m", "500ms", "2d"), rounded half away from zero."""
+    """Seconds in a Go duration ("1h30m", "500ms", "2d", "-1s", "0"), rounded half away from zero.
+
+    Decimal arithmetic, because float-based parsers (durationpy) turn "499999999ns" into 0.5 s.
+    """
+    if text in ("0", "+0", "-0"):
+        return 0
     if not _DURATION.match(text):
         raise ValueError(f"{text!r} is not a duration such as 90s, 1h30m, 500ms or 2d")
-    delta = durationpy.from_str(text)
-    micros = (delta.days * 86_400 + delta.seconds) * _MICROSECONDS_PER_SECOND + delta.microseconds
+    total = sum(Decimal(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_TERM.findall(text))
+    if text.startswith("-"):
+        total = -total
     # Half away from zero, unlike Python's round() which rounds half to even (2.5s -> 2).
-    return (micros + _MICROSECONDS_PER_SECOND // 2) // _MICROSECONDS_PER_SECOND
+    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))

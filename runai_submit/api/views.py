@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from ..errors import BadRequest, Unauthorized
+from ..errors import BadRequest, PayloadTooLarge, Unauthorized
 from ..schemas import load_submit_request
 
 blueprint = Blueprint("api", __name__)
@@ -28,11 +28,25 @@ def _user() -> str:
 
 
 def _json_body() -> Any:
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    # Werkzeug answers 413 for a declared Content-Length over the limit; a chunked body has none,
+    # so read one byte past the limit and refuse it here.
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = request.stream.read(limit + 1 - size)  # reads may come back short: loop to EOF
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    raw = b"".join(chunks)
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("The request body is not valid JSON.", details=str(exc)) from None
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply.") from None
 
 
 def _reject_constant(name: str) -> None:

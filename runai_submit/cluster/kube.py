@@ -42,7 +42,9 @@ def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Co
         )
     # Retry only failures to connect (the request never left); a read failure on a POST must not be
     # repeated blindly, and 429/5xx are handled above urllib3 where Retry-After is honoured.
-    configuration.retries = Retry(total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.05)
+    configuration.retries = Retry(
+        total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.05, respect_retry_after_status=False
+    )
     return configuration
 
 
