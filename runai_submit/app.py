@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from .api import blueprint, register_error_handlers
-from .cluster import Cluster, choose_backend, connect
+from .cluster import Cluster, check_connection_settings, connect
 from .config import Settings
 from .service import JobService
 
@@ -55,7 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
     if cluster is not None:
         state = AppState(settings, lambda _settings: cluster)
     else:
-        backend = choose_backend(settings)
+        backend = check_connection_settings(settings)
         if backend == "offline":
             log.warning(
                 "NO CLUSTER CONFIGURED: serving with the OFFLINE backend; jobs are written as YAML under %s "

@@ -82,3 +82,10 @@ def test_unknown_route_and_wrong_method_answer_in_the_envelope(tmp_path):
     assert missing.status_code == 404 and missing.json["status"] == 404
     wrong = client.put("/api/job")
     assert wrong.status_code == 405 and wrong.json["status"] == 405 and "POST" in wrong.headers["Allow"]
+
+
+def test_an_unreadable_kubeconfig_stops_the_factory(tmp_path):
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("apiVersion: v1\nclusters: []\ncontexts: []\ncurrent-context: nowhere\n")
+    with pytest.raises(ConfigError, match="cannot load the kubeconfig cluster configuration"):
+        create_app({"backend": "kubeconfig", "kubeconfig": str(broken)})

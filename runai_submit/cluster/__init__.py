@@ -44,6 +44,19 @@ def choose_backend(settings: Settings, environ: dict | None = None) -> str:
     return "offline"
 
 
+def check_connection_settings(settings: Settings) -> str:
+    """Resolve the backend and load its client configuration once, so bad settings stop the start-up.
+
+    No connection is opened: that happens per process, after gunicorn forks.
+    """
+    backend = choose_backend(settings)
+    if backend != "offline":
+        from .kube import load_configuration
+
+        load_configuration(settings, backend)
+    return backend
+
+
 def connect(settings: Settings) -> Cluster:
     """Build the cluster backend the settings ask for. Call it after gunicorn forks: it opens a pool."""
     backend = choose_backend(settings)

@@ -18,7 +18,7 @@ import kubernetes.config
 from urllib3.util.retry import Retry
 
 from ..config import Settings
-from ..errors import ServiceError
+from ..errors import ConfigError, ServiceError
 from ..model import CreatedObject
 from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .kinds import NAMESPACE, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
@@ -32,18 +32,21 @@ _JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json
 def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Configuration:
     """The client configuration for ``backend`` ("incluster" or "kubeconfig")."""
     configuration = kubernetes.client.Configuration()
-    if backend == "incluster":
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
-    else:
-        kubernetes.config.load_kube_config(
-            config_file=settings.kubeconfig or None,
-            context=settings.kube_context or None,
-            client_configuration=configuration,
-        )
+    try:
+        if backend == "incluster":
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        else:
+            kubernetes.config.load_kube_config(
+                config_file=settings.kubeconfig or None,
+                context=settings.kube_context or None,
+                client_configuration=configuration,
+            )
+    except (kubernetes.config.ConfigException, OSError, ValueError) as exc:
+        raise ConfigError([f"cannot load the {backend} cluster configuration: {exc}"]) from exc
     # Retry only failures to connect (the request never left); a read failure on a POST must not be
     # repeated blindly, and 429/5xx are handled above urllib3 where Retry-After is honoured.
     configuration.retries = Retry(
-        total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.05, respect_retry_after_status=False
+        total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.05, respect_retry_after_header=False
     )
     return configuration
 
