@@ -4,14 +4,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
 
 from .api import blueprint, register_error_handlers
+from .api.openapi import docs
 from .cluster import Cluster, check_connection_settings, connect
 from .config import Settings
+from .errors import ServiceError
 from .service import JobService
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,8 @@ class AppState:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._service: JobService | None = None
+        self._readiness: tuple[float, ServiceError | None] = (float("-inf"), None)
+        self.openapi: dict | None = None  # built on first request of /api/openapi.json
 
     @property
     def service(self) -> JobService:
@@ -43,6 +48,21 @@ class AppState:
     @property
     def cluster(self) -> Cluster:
         return self.service.cluster
+
+    def readiness(self) -> dict:
+        """Ping the cluster at most once per ``ready_cache_seconds``; raise ClusterUnavailable when it fails."""
+        now = time.monotonic()
+        checked_at, error = self._readiness
+        if now - checked_at > self.settings.ready_cache_seconds:
+            try:
+                self.cluster.ping(self.settings.ready_timeout)
+                error = None
+            except ServiceError as exc:
+                error = exc
+            self._readiness = (now, error)
+        if error is not None:
+            raise error
+        return {"status": "ready", "backend": self.cluster.backend}
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | None = None) -> Flask:
@@ -65,5 +85,6 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
         state = AppState(settings, connect)
     app.extensions["runai_submit"] = state
     app.register_blueprint(blueprint)
+    app.register_blueprint(docs)
     register_error_handlers(app)
     return app

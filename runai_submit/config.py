@@ -42,6 +42,8 @@ class Settings:
     max_throttle_wait: float = 2.0
     name_retries: int = 5
     namespace_cache_seconds: float = 30.0
+    ready_timeout: float = 1.0
+    ready_cache_seconds: float = 2.0
     max_body_bytes: int = 1024 * 1024
 
     log_level: str = "INFO"
@@ -90,11 +92,12 @@ class Settings:
             problems.append("namespace_template may hold only lowercase letters, digits and '-' around {project}")
         if self.backend == "kubeconfig" and self.kubeconfig and not Path(self.kubeconfig).is_file():
             problems.append(f"kubeconfig {self.kubeconfig!r} is not a file")
-        for name in ("connect_timeout", "request_timeout", "max_throttle_wait"):
+        for name in ("connect_timeout", "request_timeout", "max_throttle_wait", "ready_timeout"):
             if not 0 < getattr(self, name) <= 300:
                 problems.append(f"{name} must be > 0 and <= 300 seconds")
-        if self.namespace_cache_seconds < 0:
-            problems.append("namespace_cache_seconds must be >= 0")
+        for name in ("namespace_cache_seconds", "ready_cache_seconds"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
         if not 1 <= self.retry_after_seconds <= 3600:
             problems.append("retry_after_seconds must be between 1 and 3600")
         if not 0 <= self.throttle_retries <= 10:

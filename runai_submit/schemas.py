@@ -615,3 +615,118 @@ def load_submit_request(payload: Any) -> JobSpec:
             f"The job is not valid ({count} problem{'s' if count > 1 else ''}).", details=summary, errors=problems
         )
     return spec
+
+
+# --- the other bodies of the API: request of DELETE, and every answer (for the OpenAPI document) ----
+
+
+class SubmitRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    job = fields.Nested(JobSchema, required=True)
+
+
+class FieldErrorSchema(Schema):
+    field = fields.String(required=True, metadata={"description": "JSON pointer into the request body"})
+    message = fields.String(required=True)
+
+
+class ErrorSchema(Schema):
+    """Run:AI's error model (status, message, details) plus the list of field errors."""
+
+    status = fields.Integer(required=True)
+    message = fields.String(required=True)
+    details = fields.String(required=True)
+    errors = fields.List(fields.Nested(FieldErrorSchema), required=True)
+    failedObject = fields.String(metadata={"description": "the object whose creation failed"})
+    leftBehind = fields.List(fields.String(), metadata={"description": "objects the rollback could not delete"})
+
+
+class ObjectRefSchema(Schema):
+    kind = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class SubmitResponseSchema(Schema):
+    name = fields.String(required=True, metadata={"description": "the job's final name"})
+    project = fields.String(required=True)
+    namespace = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "RunaiJob or Job"})
+    objects = fields.List(fields.Nested(ObjectRefSchema), required=True)
+    manifests = fields.List(fields.Dict(), metadata={"description": "only with ?dryRun=true"})
+
+
+class JobViewSchema(Schema):
+    name = fields.String(required=True)
+    project = fields.String(required=True)
+    namespace = fields.String(required=True)
+    user = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(["Train", "Interactive"]))
+    kind = fields.String(required=True)
+    status = fields.String(required=True,
+                           validate=validate.OneOf(["Pending", "Running", "Succeeded", "Failed", "Unknown"]))
+    createdAt = fields.Integer(required=True, metadata={"description": "epoch milliseconds"})
+    images = fields.List(fields.String(), required=True)
+    requestedGPUs = fields.Float(required=True)
+    uid = fields.String(required=True)
+
+
+class JobListSchema(Schema):
+    data = fields.List(fields.Nested(JobViewSchema), required=True)
+
+
+class JobRefSchema(Schema):
+    """One item of ``DELETE /api/job``."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = StrictString(required=True, validate=_matches(names.DNS1123_SUBDOMAIN, MSG_SUBDOMAIN, names.MAX_SUBDOMAIN))
+    project = StrictString(required=True, validate=_matches(names.DNS1123_LABEL, MSG_DNS1123, names.MAX_LABEL))
+
+
+class DeleteResultSchema(Schema):
+    name = fields.String(required=True, allow_none=True)
+    project = fields.String(required=True, allow_none=True)
+    ok = fields.Boolean(required=True)
+    deleted = fields.List(fields.String())
+    error = fields.Nested(ErrorSchema)
+
+
+class ProjectSchema(Schema):
+    name = fields.String(required=True)
+    namespace = fields.String(required=True)
+
+
+class ProjectListSchema(Schema):
+    data = fields.List(fields.Nested(ProjectSchema), required=True)
+
+
+class VersionSchema(Schema):
+    version = fields.String(required=True, metadata={"description": "this service's version"})
+    kubernetes = fields.String(required=True, metadata={"description": "the API server's gitVersion"})
+    backend = fields.String(required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    backend = fields.String()
+    details = fields.String()
+
+
+_JOB_REF_SCHEMA = JobRefSchema()
+
+
+def load_job_ref(item: Any) -> tuple[str, str]:
+    """One ``{name, project}`` of a delete request, or ValidationFailed naming what is wrong."""
+    if not isinstance(item, dict):
+        raise ValidationFailed("Each item must be an object {\"name\": ..., \"project\": ...}.",
+                               errors=[FieldError("/", "must be an object")])
+    try:
+        data = _JOB_REF_SCHEMA.load(item)
+    except ValidationError as exc:
+        problems = flatten_errors(exc.messages)
+        raise ValidationFailed("The item is not valid.", details="; ".join(
+            f"{p.field}: {p.message}" for p in problems), errors=problems) from None
+    return data["project"], data["name"]

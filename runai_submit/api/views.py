@@ -6,8 +6,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from ..errors import BadRequest, PayloadTooLarge, Unauthorized
-from ..schemas import load_submit_request
+from ..errors import BadRequest, FieldError, PayloadTooLarge, Unauthorized
+from .. import __version__
+from ..errors import ServiceError, ValidationFailed
+from ..render.names import DNS1123_LABEL
+from ..schemas import load_job_ref, load_submit_request
 
 blueprint = Blueprint("api", __name__)
 
@@ -72,3 +75,82 @@ def submit_job() -> tuple[dict, int]:
     spec = load_submit_request(_json_body())
     result = _state().service.submit(spec, user, dry_run=dry_run)
     return result.to_dict(with_manifests=dry_run), 200
+
+
+@blueprint.get("/api/job")
+@blueprint.get("/api/v1/jobs")
+def list_jobs() -> dict:
+    """Jobs of ``?project=`` (all projects without it), optionally only those of ``?user=``."""
+    project = request.args.get("project") or None
+    if project is not None:
+        _check_project(project)
+    return {"data": _state().service.list_jobs(project, request.args.get("user") or None)}
+
+
+@blueprint.get("/api/v1/job/<project>")
+def list_project_jobs(project: str) -> dict:
+    _check_project(project)
+    return {"data": _state().service.list_jobs(project, request.args.get("user") or None)}
+
+
+@blueprint.get("/api/v1/job/<project>/<name>")
+def get_job(project: str, name: str) -> dict:
+    _check_project(project)
+    return _state().service.get_job(project, name)
+
+
+@blueprint.delete("/api/job")
+@blueprint.delete("/api/v1/jobs")
+def delete_jobs() -> tuple[list, int]:
+    """Delete each ``{name, project}``; one result per item, so one bad item does not fail the others."""
+    _user()
+    delete_pvcs = _flag("deletePvcs")
+    items = _json_body()
+    if not isinstance(items, list):
+        raise BadRequest("The request body must be a JSON array of {\"name\": ..., \"project\": ...}.")
+    service = _state().service
+    results = []
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        project = item.get("project") if isinstance(item, dict) else None
+        try:
+            project, name = load_job_ref(item)
+            deleted = service.delete_job(project, name, delete_pvcs=delete_pvcs)
+        except ServiceError as exc:
+            results.append({"name": _text(name), "project": _text(project), "ok": False, "error": exc.to_dict()})
+        else:
+            results.append({"name": name, "project": project, "ok": True, "deleted": deleted})
+    return results, 200
+
+
+@blueprint.get("/api/v1/projects")
+def list_projects() -> dict:
+    return {"data": _state().service.projects()}
+
+
+@blueprint.get("/api/v1/version")
+def version() -> dict:
+    cluster = _state().cluster
+    return {"version": __version__, "kubernetes": cluster.version().get("gitVersion", ""), "backend": cluster.backend}
+
+
+def _check_project(project: str) -> None:
+    if not DNS1123_LABEL.match(project) or len(project) > 63:
+        raise ValidationFailed(f"{project!r} is not a project name.",
+                               errors=[FieldError("/project", "must be a DNS-1123 label")])
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@blueprint.get("/healthz")
+def healthz() -> dict:
+    """Liveness: the process answers. It does not ask the cluster (a cluster outage is not a restart cause)."""
+    return {"status": "ok"}
+
+
+@blueprint.get("/readyz")
+def readyz() -> dict:
+    """Readiness: the API server answered within the ready timeout (the result is cached briefly)."""
+    return _state().readiness()
