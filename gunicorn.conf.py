@@ -1,11 +1,56 @@
-"""gunicorn settings, from the environment (RUNAI_SUBMIT_* and the usual WEB_CONCURRENCY)."""
+"""gunicorn settings, from the environment. See README "Operating" for the reasons behind each default."""
 import os
+import shutil
+import tempfile
 
-bind = os.environ.get("RUNAI_SUBMIT_BIND", f"0.0.0.0:{os.environ.get('RUNAI_SUBMIT_PORT', '8080')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("RUNAI_SUBMIT_THREADS", "4"))
-timeout = int(os.environ.get("RUNAI_SUBMIT_WORKER_TIMEOUT", "60"))
-graceful_timeout = int(os.environ.get("RUNAI_SUBMIT_GRACEFUL_TIMEOUT", "30"))
-keepalive = 5
-accesslog = "-"
+_env = os.environ.get
+
+bind = _env("RUNAI_SUBMIT_BIND", f"0.0.0.0:{_env('RUNAI_SUBMIT_PORT', '8080')}")
+# gthread: a submit mostly waits on the API server, so threads overlap that wait cheaply (see make bench).
+worker_class = _env("RUNAI_SUBMIT_WORKER_CLASS", "gthread")
+workers = int(_env("WEB_CONCURRENCY", "2"))
+threads = int(_env("RUNAI_SUBMIT_THREADS", "4"))
+# A worker silent this long is killed; a submit is bounded far below this by the API call timeouts.
+timeout = int(_env("RUNAI_SUBMIT_WORKER_TIMEOUT", "60"))
+# On SIGTERM a worker stops accepting and finishes the submits in flight (each one completes or rolls
+# back). Keep this above the longest submit: about (objects * 2) * (connect + request timeout).
+graceful_timeout = int(_env("RUNAI_SUBMIT_GRACEFUL_TIMEOUT", "45"))
+keepalive = int(_env("RUNAI_SUBMIT_KEEPALIVE", "5"))
+worker_tmp_dir = _env("RUNAI_SUBMIT_WORKER_TMP_DIR") or None
+# The service logs one JSON line per request itself (with the request id); gunicorn's would repeat it.
+accesslog = None
+errorlog = "-"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                            "fmt": "{levelname}{name}{message}", "style": "{", "timestamp": "time",
+                            "rename_fields": {"levelname": "level", "name": "logger"}}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    # The root logger is the application's (JSON, with request ids); see runai_submit.app.configure_logging.
+    "root": {"level": "INFO", "handlers": []},
+    "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+                "gunicorn.access": {"handlers": [], "level": "INFO", "propagate": False}},
+}
+
+# Prometheus multiprocess mode: every worker writes its samples under one folder, /metrics merges them.
+# The folder must exist and be empty before the workers start, and be known before prometheus_client loads.
+if not _env("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="runai-submit-metrics-")
+
+
+def on_starting(server):
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+# gunicorn's control socket lives in $HOME: it would clash between instances on one host and needs a
+# writable home (the image's root filesystem is read-only). Nothing here uses it.
+control_socket_disable = _env("RUNAI_SUBMIT_CONTROL_SOCKET", "off") != "on"

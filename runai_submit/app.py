@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
+from pythonjsonlogger.json import JsonFormatter
 
 from .api import blueprint, register_error_handlers
+from .api.observability import RequestIdFilter, register_observability
 from .api.openapi import docs
 from .cluster import Cluster, check_connection_settings, connect
 from .config import Settings
@@ -65,10 +68,29 @@ class AppState:
         return {"status": "ready", "backend": self.cluster.backend}
 
 
+def configure_logging(settings: Settings) -> None:
+    """One JSON object per line on stderr (or plain text with log_format=text), each with the request id."""
+    root = logging.getLogger()
+    root.setLevel(settings.log_level.upper())
+    for handler in [h for h in root.handlers if getattr(h, "runai_submit", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.runai_submit = True
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter(
+            "{levelname}{name}{message}", style="{", timestamp="time",
+            rename_fields={"levelname": "level", "name": "logger"},
+        ))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    root.addHandler(handler)
+
+
 def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | None = None) -> Flask:
     """Build the app. ``config`` overrides settings by field name; ``cluster`` injects a backend (tests)."""
     settings = Settings.load(config)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
@@ -84,6 +106,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
             )
         state = AppState(settings, connect)
     app.extensions["runai_submit"] = state
+    register_observability(app)
     app.register_blueprint(blueprint)
     app.register_blueprint(docs)
     register_error_handlers(app)

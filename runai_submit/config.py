@@ -47,6 +47,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
 
     log_level: str = "INFO"
+    log_format: str = "json"
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +109,8 @@ class Settings:
             problems.append("max_body_bytes must be at least 1024")
         if not self.scheduler_name:
             problems.append("scheduler_name must not be empty")
+        if self.log_format not in ("json", "text"):
+            problems.append("log_format must be json or text")
         if self.log_level.upper() not in _LOG_LEVELS:
             problems.append(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
         if problems:

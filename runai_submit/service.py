@@ -10,6 +10,7 @@ from .cluster import Cluster
 from .cluster.applier import apply_all
 from .cluster.errors import AlreadyExists, NamespaceMissing
 from .config import Settings
+from .metrics import timed
 from .errors import Conflict, JobNotFound, NameTaken, ProjectNotFound
 from .model import CreatedObject, JobSpec, OwnerRef, SubmitContext
 from .render import make_dependents, make_workload
@@ -85,16 +86,19 @@ class JobService:
         )
 
     def _create(self, spec: JobSpec, ctx: SubmitContext, *, dry_run: bool) -> SubmitResult:
-        workload = make_workload(spec, ctx)
+        with timed("render"):
+            workload = make_workload(spec, ctx)
         dependents: list[dict] = []
 
         def render_dependents(created: CreatedObject) -> list[dict]:
             owner = OwnerRef(created.api_version, created.kind, created.name, created.uid)
-            dependents.extend(make_dependents(spec, ctx, owner))
+            with timed("render"):
+                dependents.extend(make_dependents(spec, ctx, owner))
             return dependents
 
-        objects = apply_all(self.cluster, ctx.namespace, workload, render_dependents, dry_run=dry_run)
-        log.info("%s job %s/%s for user %r: %s", "dry-ran" if dry_run else "submitted", ctx.namespace, ctx.name,
+        with timed("apply"):
+            objects = apply_all(self.cluster, ctx.namespace, workload, render_dependents, dry_run=dry_run)
+        log.debug("%s job %s/%s for user %r: %s", "dry-ran" if dry_run else "submitted", ctx.namespace, ctx.name,
                  ctx.user, ", ".join(f"{obj.kind}" for obj in objects))
         return SubmitResult(ctx.name, spec.project, ctx.namespace, ctx.workload_kind, objects, [workload, *dependents])
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
-from ..errors import BadRequest, FieldError, PayloadTooLarge, Unauthorized
 from .. import __version__
-from ..errors import ServiceError, ValidationFailed
+from ..errors import BadRequest, FieldError, PayloadTooLarge, ServiceError, Unauthorized, ValidationFailed
+from ..metrics import DELETES, exposition, timed
 from ..render.names import DNS1123_LABEL
 from ..schemas import load_job_ref, load_submit_request
+from .observability import audit_log, manifests_digest, start_audit
 
 blueprint = Blueprint("api", __name__)
 
@@ -70,10 +71,15 @@ def _flag(name: str) -> bool:
 @blueprint.post("/api/v1/jobs")
 def submit_job() -> tuple[dict, int]:
     """Submit one job; answers its final name (and, with ?dryRun=true, the manifests it would create)."""
+    audit = start_audit("submit", request.headers.get(USER_HEADER, "").strip() or None)
     user = _user()
-    dry_run = _flag("dryRun")
-    spec = load_submit_request(_json_body())
+    g.dry_run = dry_run = _flag("dryRun")
+    with timed("validate"):
+        spec = load_submit_request(_json_body())
+    audit.update(project=spec.project, job=spec.name, dry_run=dry_run)
     result = _state().service.submit(spec, user, dry_run=dry_run)
+    audit.update(job=result.name, namespace=result.namespace, manifests=manifests_digest(result.manifests),
+                 objects=[f"{obj.kind} {obj.name}" for obj in result.objects])
     return result.to_dict(with_manifests=dry_run), 200
 
 
@@ -103,7 +109,7 @@ def get_job(project: str, name: str) -> dict:
 @blueprint.delete("/api/v1/jobs")
 def delete_jobs() -> tuple[list, int]:
     """Delete each ``{name, project}``; one result per item, so one bad item does not fail the others."""
-    _user()
+    user = _user()
     delete_pvcs = _flag("deletePvcs")
     items = _json_body()
     if not isinstance(items, list):
@@ -120,6 +126,12 @@ def delete_jobs() -> tuple[list, int]:
             results.append({"name": _text(name), "project": _text(project), "ok": False, "error": exc.to_dict()})
         else:
             results.append({"name": name, "project": project, "ok": True, "deleted": deleted})
+        outcome = "ok" if results[-1]["ok"] else "error"
+        DELETES.labels(outcome).inc()
+        audit_log.info("audit delete", extra={"event": "delete", "user": user, "project": results[-1]["project"],
+                                              "job": results[-1]["name"], "outcome": outcome,
+                                              "deleted": results[-1].get("deleted", []),
+                                              "status": results[-1].get("error", {}).get("status", 200)})
     return results, 200
 
 
@@ -148,6 +160,12 @@ def _text(value: Any) -> str | None:
 def healthz() -> dict:
     """Liveness: the process answers. It does not ask the cluster (a cluster outage is not a restart cause)."""
     return {"status": "ok"}
+
+
+@blueprint.get("/metrics")
+def prometheus_metrics() -> Response:
+    body, content_type = exposition()
+    return Response(body, content_type=content_type)
 
 
 @blueprint.get("/readyz")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..errors import ServiceError
+from ..metrics import ROLLBACKS
 from ..model import CreatedObject
 from .kinds import KINDS, Kind, kind_of
 
@@ -67,6 +68,7 @@ def rollback(
             log.error("rollback could not delete %s %s/%s: %s %s; an operator must remove it",
                       kind.kind, namespace, name, exc.message, exc.details)
             left_behind.append(f"{kind.kind} {name}")
+    ROLLBACKS.labels("partial" if left_behind else "complete").inc()
     return left_behind
 
 

@@ -20,6 +20,7 @@ from urllib3.util.retry import Retry
 from ..config import Settings
 from ..errors import ConfigError, ServiceError
 from ..model import CreatedObject
+from ..metrics import APISERVER_SECONDS
 from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .kinds import NAMESPACE, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
 
@@ -86,7 +87,8 @@ class KubeCluster:
     def _discover_workload_kind(self) -> Kind:
         if self.settings.workload_kind != "auto":
             return WORKLOAD_KINDS[self.settings.workload_kind]
-        code, body, _ = self._request("GET", f"/apis/{RUNAI_JOB.api_version}", what="discover run.ai/v1",
+        code, body, _ = self._request("GET", f"/apis/{RUNAI_JOB.api_version}", verb="discover", kind="-",
+                                      what="discover run.ai/v1",
                                       expect=(200, 404))
         if code == 200 and any(r.get("name") == RUNAI_JOB.plural for r in json.loads(body).get("resources", [])):
             return RUNAI_JOB
@@ -132,7 +134,7 @@ class KubeCluster:
         query = {"dryRun": "All"} if dry_run else None
         _, body, _ = self._request(
             "POST", kind.collection_path(namespace), query=query, body=manifest,
-            what=f"create {kind.kind} {namespace}/{name}", expect=(200, 201, 202),
+            verb="create", kind=kind.kind, what=f"create {kind.kind} {namespace}/{name}", expect=(200, 201, 202),
         )
         created = json.loads(body)
         meta = created.get("metadata", {})
@@ -143,7 +145,7 @@ class KubeCluster:
         """Delete one object (and, by the garbage collector, its dependents); False when it was absent."""
         code, _, _ = self._request(
             "DELETE", kind.object_path(namespace, name), query={"propagationPolicy": propagation},
-            what=f"delete {kind.kind} {namespace}/{name}", expect=(200, 202, 404),
+            verb="delete", kind=kind.kind, what=f"delete {kind.kind} {namespace}/{name}", expect=(200, 202, 404),
         )
         if code != 404:
             log.info("deleted %s %s/%s", kind.kind, namespace, name)
@@ -151,23 +153,26 @@ class KubeCluster:
 
     def get(self, namespace: str, kind: Kind, name: str) -> dict | None:
         code, body, _ = self._request("GET", kind.object_path(namespace, name),
-                                      what=f"read {kind.kind} {namespace}/{name}", expect=(200, 404))
+                                      verb="get", kind=kind.kind, what=f"read {kind.kind} {namespace}/{name}",
+                                      expect=(200, 404))
         return json.loads(body) if code == 200 else None
 
     def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None) -> list[dict]:
         query = {"labelSelector": label_selector} if label_selector else None
         where = namespace or "all namespaces"
         _, body, _ = self._request("GET", kind.collection_path(namespace), query=query,
-                                   what=f"list {kind.plural} in {where}", expect=(200,))
+                                   verb="list", kind=kind.kind, what=f"list {kind.plural} in {where}", expect=(200,))
         return json.loads(body).get("items", [])
 
     def version(self) -> dict:
-        _, body, _ = self._request("GET", "/version", what="read the version", expect=(200,))
+        _, body, _ = self._request("GET", "/version", verb="get", kind="version", what="read the version",
+                                   expect=(200,))
         return json.loads(body)
 
     def ping(self, timeout: float) -> None:
         """Raise ClusterUnavailable unless the API server answers within ``timeout`` seconds."""
-        self._request("GET", "/version", what="reach the API server", expect=(200,), timeout=(timeout, timeout),
+        self._request("GET", "/version", verb="get", kind="version", what="reach the API server", expect=(200,),
+                      timeout=(timeout, timeout),
                       retry_throttled=False)
 
     # --- the single HTTP path --------------------------------------------------------------------
@@ -177,6 +182,8 @@ class KubeCluster:
         method: str,
         path: str,
         *,
+        verb: str,
+        kind: str,
         what: str,
         expect: tuple[int, ...],
         query: dict | None = None,
@@ -184,7 +191,10 @@ class KubeCluster:
         timeout: tuple[float, float] | None = None,
         retry_throttled: bool = True,
     ) -> tuple[int, bytes, dict]:
-        """One API call through the client; answers outside ``expect`` become ServiceErrors."""
+        """One API call through the client; answers outside ``expect`` become ServiceErrors.
+
+        ``verb`` and ``kind`` label the latency metric; ``what`` words the error messages.
+        """
         if query:
             path = f"{path}?{urlencode(query)}"
         attempts = 1 + (self.settings.throttle_retries if retry_throttled else 0)
@@ -193,11 +203,14 @@ class KubeCluster:
                 method=method, resource_path=path, header_params=dict(_JSON_HEADERS), body=body,
                 auth_settings=["BearerToken"],
             )
+            started = time.perf_counter()
             try:
                 response = self.api.call_api(*request, _request_timeout=timeout or self._timeout)
                 data = response.read()
             except TRANSPORT_ERRORS as exc:
+                APISERVER_SECONDS.labels(verb, kind, "error").observe(time.perf_counter() - started)
                 raise error_from_transport(exc, what=what, retry_after=self.settings.retry_after_seconds) from exc
+            APISERVER_SECONDS.labels(verb, kind, str(response.status)).observe(time.perf_counter() - started)
             if response.status in expect:
                 return response.status, data, response.headers
             error = error_from_response(response.status, data, response.headers, what=what,

@@ -1,0 +1,61 @@
+"""Prometheus metrics. Under gunicorn they are shared across workers through prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set up by gunicorn.conf.py before any worker starts).
+
+Metric objects are module-level, as prometheus_client expects: defining one does no I/O; the
+per-process value files are created on first use, after the fork.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client.multiprocess import MultiProcessCollector
+
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+SUBMITS = Counter("runai_submit_submits", "Job submits answered, by outcome and HTTP status code",
+                  ["outcome", "code"])
+DELETES = Counter("runai_submit_deletes", "Job deletes, by outcome", ["outcome"])
+PHASE_SECONDS = Histogram("runai_submit_phase_seconds", "Time spent per submit phase", ["phase"],
+                          buckets=_FAST_BUCKETS)
+APISERVER_SECONDS = Histogram("runai_submit_apiserver_request_seconds",
+                              "Kubernetes API server call latency, by verb, kind and status code",
+                              ["verb", "kind", "code"], buckets=_FAST_BUCKETS)
+ROLLBACKS = Counter("runai_submit_rollbacks", "Rollbacks of failed submits, by result (complete or partial)",
+                    ["result"])
+HTTP_SECONDS = Histogram("runai_submit_http_request_seconds", "HTTP request latency by endpoint and code",
+                         ["method", "endpoint", "code"], buckets=_FAST_BUCKETS)
+
+
+@contextmanager
+def timed(phase: str) -> Iterator[None]:
+    """Observe the block's duration in the phase histogram (validate, render, apply)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        PHASE_SECONDS.labels(phase).observe(time.perf_counter() - start)
+
+
+def submit_outcome(code: int, dry_run: bool) -> str:
+    if code < 300:
+        return "dry_run" if dry_run else "created"
+    if code == 409:
+        return "conflict"
+    if code < 500:
+        return "rejected"
+    return "failed"
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics page: merged across workers in multiprocess mode, else this process's registry."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    else:
+        registry = DEFAULT_REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST
