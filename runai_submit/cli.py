@@ -20,7 +20,14 @@ def render_command(path: str, user: str, namespace: str | None, workload_kind: s
     from .render import render_job
     from .render.names import generated_name
 
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"error: {path} is not JSON (not UTF-8 text: {exc.reason})", file=sys.stderr)
+        return 2
     try:
         payload = json.loads(text)
         if isinstance(payload, dict) and "job" not in payload:

@@ -23,8 +23,10 @@ class ServiceError(Exception):
 
     status: int = 500
     default_message: str = "Internal error."
-    # True when a failed create may still have been persisted (timeout, HTTP 500): rollback must try it too.
+    # True when a failed create may have been persisted (HTTP 500, timeout): the rollback deletes it too.
     maybe_applied: bool = False
+    # True when the API server may still be working on it (timeout, 504): a 404 on that delete proves nothing.
+    may_land_late: bool = False
     # Set by the applier when a submit failed part-way: which object failed, which could not be rolled back.
     failed_object: str | None = None
     left_behind: list[str] = []

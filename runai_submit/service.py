@@ -68,7 +68,8 @@ class JobService:
     def submit(self, spec: JobSpec, user: str, *, dry_run: bool = False) -> SubmitResult:
         """Create the job's objects; a generated name that collides is replaced, an explicit one is a 409."""
         tries = 1 if spec.name else self.settings.name_retries
-        for _ in range(tries):
+        attempt, namespace_rechecked = 0, False
+        while attempt < tries:
             name = spec.name or self.name_factory(spec.job_name_prefix)
             ctx = self.context(spec, name, user)
             try:
@@ -77,9 +78,13 @@ class JobService:
                 if spec.name:
                     raise NameTaken(spec.project, name, details=exc.details or exc.message).caused_by(exc) from exc
                 log.info("generated name %s/%s is taken; trying another", ctx.namespace, name)
+                attempt += 1
             except NamespaceMissing as exc:
+                # The cached project map may be stale (a namespace labelled since): read it once more.
                 self.cluster.forget_namespaces()
-                raise ProjectNotFound(spec.project, ctx.namespace).caused_by(exc) from exc
+                if namespace_rechecked or self.cluster.namespace_for(spec.project) == ctx.namespace:
+                    raise ProjectNotFound(spec.project, ctx.namespace).caused_by(exc) from exc
+                namespace_rechecked = True
         raise Conflict(
             f"Could not find a free name for a job in project {spec.project!r} after {tries} tries.",
             details="Give the job a name, or a jobNamePrefix with fewer jobs.",
@@ -109,7 +114,7 @@ class JobService:
         selector = JOB_SELECTOR
         if user:
             selector += f",runai/user={label_safe(user)}"
-        namespace = self.cluster.namespace_for(project) if project else None
+        namespace = self._existing_namespace(project) if project else None
         workloads = self.cluster.list(self.cluster.workload_kind(), namespace, label_selector=selector)
         views = [job_view(workload) for workload in workloads]
         if user:
@@ -120,7 +125,7 @@ class JobService:
         return sorted(views, key=lambda view: (view["project"], view["createdAt"], view["name"]))
 
     def get_job(self, project: str, name: str) -> dict:
-        namespace = self.cluster.namespace_for(project)
+        namespace = self._existing_namespace(project)
         workload = self.cluster.get(namespace, self.cluster.workload_kind(), name)
         if workload is None:
             raise JobNotFound(project, name)
@@ -140,6 +145,13 @@ class JobService:
                 if self.cluster.delete(namespace, PVC, claim_name):
                     deleted.append(f"PersistentVolumeClaim {claim_name}")
         return deleted
+
+    def _existing_namespace(self, project: str) -> str:
+        """The project's namespace, or ProjectNotFound. Reads pay one GET that submits don't need."""
+        namespace = self.cluster.namespace_for(project)
+        if not self.cluster.namespace_exists(namespace):
+            raise ProjectNotFound(project, namespace)
+        return namespace
 
     def projects(self) -> list[dict]:
         return [{"name": project, "namespace": namespace}

@@ -7,9 +7,17 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 
 from .. import __version__
-from ..errors import BadRequest, FieldError, PayloadTooLarge, ServiceError, Unauthorized, ValidationFailed
+from ..errors import (
+    BadRequest,
+    FieldError,
+    JobNotFound,
+    PayloadTooLarge,
+    ServiceError,
+    Unauthorized,
+    ValidationFailed,
+)
 from ..metrics import DELETES, exposition, timed
-from ..render.names import DNS1123_LABEL
+from ..render.names import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from ..schemas import load_job_ref, load_submit_request
 from .observability import audit_log, manifests_digest, start_audit
 
@@ -74,8 +82,10 @@ def submit_job() -> tuple[dict, int]:
     audit = start_audit("submit", request.headers.get(USER_HEADER, "").strip() or None)
     user = _user()
     g.dry_run = dry_run = _flag("dryRun")
+    payload = _json_body()
+    _audit_requested(audit, payload)
     with timed("validate"):
-        spec = load_submit_request(_json_body())
+        spec = load_submit_request(payload)
     audit.update(project=spec.project, job=spec.name, dry_run=dry_run)
     result = _state().service.submit(spec, user, dry_run=dry_run)
     audit.update(job=result.name, namespace=result.namespace, manifests=manifests_digest(result.manifests),
@@ -102,6 +112,8 @@ def list_project_jobs(project: str) -> dict:
 @blueprint.get("/api/v1/job/<project>/<name>")
 def get_job(project: str, name: str) -> dict:
     _check_project(project)
+    if not DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
+        raise JobNotFound(project, name)  # not an object name: no such job can exist
     return _state().service.get_job(project, name)
 
 
@@ -144,6 +156,15 @@ def list_projects() -> dict:
 def version() -> dict:
     cluster = _state().cluster
     return {"version": __version__, "kubernetes": cluster.version().get("gitVersion", ""), "backend": cluster.backend}
+
+
+def _audit_requested(audit: dict, payload: Any) -> None:
+    """Record what was asked for even when it will not validate: who tried to submit what, where."""
+    job = payload.get("job") if isinstance(payload, dict) else None
+    if isinstance(job, dict):
+        for field, key in (("project", "project"), ("job", "name")):
+            if isinstance(job.get(key), str):
+                audit[field] = job[key][:253]
 
 
 def _check_project(project: str) -> None:

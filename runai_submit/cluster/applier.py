@@ -42,7 +42,8 @@ def apply_all(
     except Exception as exc:
         failed = f"{current['kind']} {current['metadata']['name']}"
         maybe = current if isinstance(exc, ServiceError) and exc.maybe_applied else None
-        left_behind = [] if dry_run else rollback(store, namespace, created, maybe_created=maybe)
+        late = isinstance(exc, ServiceError) and exc.may_land_late
+        left_behind = [] if dry_run else rollback(store, namespace, created, maybe_created=maybe, may_land_late=late)
         if isinstance(exc, ServiceError):
             exc.failed_object = failed
             exc.left_behind = left_behind
@@ -52,24 +53,43 @@ def apply_all(
 
 
 def rollback(
-    store: ObjectStore, namespace: str, created: list[CreatedObject], *, maybe_created: dict | None = None
+    store: ObjectStore,
+    namespace: str,
+    created: list[CreatedObject],
+    *,
+    maybe_created: dict | None = None,
+    may_land_late: bool = False,
 ) -> list[str]:
     """Delete ``created`` newest first; return "Kind name" of each object that may remain."""
-    targets = [(KINDS[obj.kind], obj.name) for obj in created]
-    if maybe_created is not None:
-        # The failed create timed out or hit a server error after the request was sent: it may exist.
-        targets.append((kind_of(maybe_created), maybe_created["metadata"]["name"]))
     left_behind = []
-    for kind, name in reversed(targets):
-        try:
-            store.delete(namespace, kind, name)
-            log.info("rolled back %s %s/%s", kind.kind, namespace, name)
-        except ServiceError as exc:
-            log.error("rollback could not delete %s %s/%s: %s %s; an operator must remove it",
-                      kind.kind, namespace, name, exc.message, exc.details)
+    if maybe_created is not None:
+        # The failed create timed out or hit a server error after the request was sent: it may exist, or
+        # the API server may still be storing it, so a 404 now proves nothing about a minute from now.
+        kind, name = kind_of(maybe_created), maybe_created["metadata"]["name"]
+        outcome = _delete(store, namespace, kind, name)
+        owned = bool(maybe_created["metadata"].get("ownerReferences"))
+        if outcome == "failed" or (outcome == "absent" and may_land_late and not owned):
+            # An owned object landing late is collected with its (deleted) owner; an unowned one is not.
+            log.error("the create of %s %s/%s failed ambiguously and it may still appear; an operator must "
+                      "check for it", kind.kind, namespace, name)
             left_behind.append(f"{kind.kind} {name}")
+    for obj in reversed(created):
+        if _delete(store, namespace, KINDS[obj.kind], obj.name) == "failed":
+            left_behind.append(f"{obj.kind} {obj.name}")
     ROLLBACKS.labels("partial" if left_behind else "complete").inc()
     return left_behind
+
+
+def _delete(store: ObjectStore, namespace: str, kind: Kind, name: str) -> str:
+    """Delete one object for a rollback: "deleted", "absent" (nothing to delete) or "failed"."""
+    try:
+        found = store.delete(namespace, kind, name)
+    except ServiceError as exc:
+        log.error("rollback could not delete %s %s/%s: %s %s; an operator must remove it",
+                  kind.kind, namespace, name, exc.message, exc.details)
+        return "failed"
+    log.info("rolled back %s %s/%s", kind.kind, namespace, name)
+    return "deleted" if found else "absent"
 
 
 def _explain(details: str, failed: str, created: list[CreatedObject], left_behind: list[str]) -> str:

@@ -66,7 +66,8 @@ def error_from_response(code: int, body: bytes, headers: dict, *, what: str, ret
     if code in (429, 503, 504):
         wait = _retry_after(headers, retry_after)
         error = ClusterUnavailable(f"The cluster is busy and could not {what}.", retry_after=wait, details=message)
-        error.maybe_applied = code == 504  # a gateway timeout may hide a write that went through
+        # A gateway timeout may hide a write that went through, or is still going through.
+        error.maybe_applied = error.may_land_late = code == 504
         return error
     error = ClusterError(f"The cluster failed to {what} (HTTP {code}).", details=message)
     error.maybe_applied = True  # a 500 can come after the write was persisted
@@ -80,7 +81,7 @@ def error_from_transport(exc: Exception, *, what: str, retry_after: int) -> Clus
         retry_after=retry_after,
         details=_describe(exc),
     )
-    error.maybe_applied = isinstance(exc, _AMBIGUOUS) or isinstance(
+    error.maybe_applied = error.may_land_late = isinstance(exc, _AMBIGUOUS) or isinstance(
         getattr(exc, "reason", None), _AMBIGUOUS
     )
     return error

@@ -6,6 +6,7 @@ list of what the service touches.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class Kind:
         return f"{root}/{self.plural}"
 
     def object_path(self, namespace: str | None, name: str) -> str:
-        return f"{self.collection_path(namespace)}/{name}"
+        # Quoted, so that a name can never add a query or fragment to the path ("?", "#", "/").
+        return f"{self.collection_path(namespace)}/{quote(name, safe='')}"
 
 
 RUNAI_JOB = Kind("run.ai/v1", "RunaiJob", "runaijobs")
@@ -51,7 +53,7 @@ VERBS = {
     PVC.kind: ("create", "get", "list", "delete"),
     SERVICE.kind: ("create", "get", "list", "delete"),
     INGRESS.kind: ("create", "get", "list", "delete"),
-    NAMESPACE.kind: ("list",),
+    NAMESPACE.kind: ("get", "list"),
 }
 
 

@@ -116,14 +116,12 @@ class KubeCluster:
             except ServiceError as exc:
                 if strict:
                     raise
-                # Without the label map the naming convention still works; try again after the TTL.
+                # Without the label map the naming convention still works. The map is not marked fresh,
+                # so the next submit asks again instead of trusting a stale (or empty) map for a whole TTL.
                 log.warning("cannot list namespaces labelled %s (%s); using %s", QUEUE_LABEL, exc.message,
                             self.settings.namespace_template)
-                items = None
-            if items is not None:
-                self._namespaces = {
-                    item["metadata"]["labels"][QUEUE_LABEL]: item["metadata"]["name"] for item in items
-                }
+                return
+            self._namespaces = {item["metadata"]["labels"][QUEUE_LABEL]: item["metadata"]["name"] for item in items}
             self._namespaces_read_at = time.monotonic()
 
     # --- object operations -----------------------------------------------------------------------
@@ -163,6 +161,11 @@ class KubeCluster:
         _, body, _ = self._request("GET", kind.collection_path(namespace), query=query,
                                    verb="list", kind=kind.kind, what=f"list {kind.plural} in {where}", expect=(200,))
         return json.loads(body).get("items", [])
+
+    def namespace_exists(self, namespace: str) -> bool:
+        code, _, _ = self._request("GET", NAMESPACE.object_path(None, namespace), verb="get", kind="Namespace",
+                                   what=f"read namespace {namespace}", expect=(200, 404))
+        return code == 200
 
     def version(self) -> dict:
         _, body, _ = self._request("GET", "/version", verb="get", kind="version", what="read the version",

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..config import Settings
-from ..errors import ClusterUnavailable
+from ..errors import ClusterUnavailable, NotFound
 from ..model import CreatedObject
 from .errors import AlreadyExists
 from .kinds import KINDS, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
@@ -57,6 +57,8 @@ class OfflineCluster:
         return projects
 
     def _path(self, namespace: str, kind: Kind, name: str) -> Path:
+        if "/" in name or name.startswith("."):
+            raise NotFound(f"{kind.kind} {name!r} is not an object name.")
         return self.root / namespace / kind.plural / f"{name}.yaml"
 
     def create(self, namespace: str, manifest: dict, *, dry_run: bool = False) -> CreatedObject:
@@ -114,6 +116,9 @@ class OfflineCluster:
                 if item and _matches(item, label_selector):
                     items.append(item)
         return items
+
+    def namespace_exists(self, namespace: str) -> bool:
+        return (self.root / namespace).is_dir()
 
     def version(self) -> dict:
         return {"gitVersion": "offline", "platform": f"folder {self.root}"}
