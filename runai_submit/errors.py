@@ -86,11 +86,11 @@ class NotFound(ServiceError):
 
 
 class ProjectNotFound(NotFound):
-    def __init__(self, project: str, namespace: str) -> None:
+    def __init__(self, project: str, namespace: str, *, pointer: str = "/job/project") -> None:
         super().__init__(
             f"Project {project!r} does not exist.",
             details=f"No namespace is labelled runai/queue={project} and namespace {namespace!r} does not exist.",
-            errors=[FieldError("/job/project", f"unknown project {project!r}")],
+            errors=[FieldError(pointer, f"unknown project {project!r}")],
         )
         self.project = project
         self.namespace = namespace

@@ -691,7 +691,7 @@ class DeleteResultSchema(Schema):
     project = fields.String(required=True, allow_none=True)
     ok = fields.Boolean(required=True)
     deleted = fields.List(fields.String())
-    error = fields.Nested(ErrorSchema)
+    error = fields.Nested(ErrorSchema, allow_none=True, metadata={"description": "null when ok"})
 
 
 class ProjectSchema(Schema):

@@ -150,7 +150,7 @@ class JobService:
         """The project's namespace, or ProjectNotFound. Reads pay one GET that submits don't need."""
         namespace = self.cluster.namespace_for(project)
         if not self.cluster.namespace_exists(namespace):
-            raise ProjectNotFound(project, namespace)
+            raise ProjectNotFound(project, namespace, pointer="/project")
         return namespace
 
     def projects(self) -> list[dict]:

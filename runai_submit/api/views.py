@@ -131,19 +131,19 @@ def delete_jobs() -> tuple[list, int]:
     for item in items:
         name = item.get("name") if isinstance(item, dict) else None
         project = item.get("project") if isinstance(item, dict) else None
+        result: dict = {"name": _text(name), "project": _text(project), "ok": True, "error": None}
         try:
             project, name = load_job_ref(item)
-            deleted = service.delete_job(project, name, delete_pvcs=delete_pvcs)
+            result["deleted"] = service.delete_job(project, name, delete_pvcs=delete_pvcs)
         except ServiceError as exc:
-            results.append({"name": _text(name), "project": _text(project), "ok": False, "error": exc.to_dict()})
-        else:
-            results.append({"name": name, "project": project, "ok": True, "deleted": deleted})
-        outcome = "ok" if results[-1]["ok"] else "error"
-        DELETES.labels(outcome).inc()
-        audit_log.info("audit delete", extra={"event": "delete", "user": user, "project": results[-1]["project"],
-                                              "job": results[-1]["name"], "outcome": outcome,
-                                              "deleted": results[-1].get("deleted", []),
-                                              "status": results[-1].get("error", {}).get("status", 200)})
+            result.update(ok=False, error=exc.to_dict())
+        results.append(result)
+        DELETES.labels("ok" if result["ok"] else "error").inc()
+        audit_log.info("audit delete", extra={
+            "event": "delete", "user": user, "project": result["project"], "job": result["name"],
+            "outcome": "ok" if result["ok"] else "error", "deleted": result.get("deleted", []),
+            "status": result["error"]["status"] if result["error"] else 200,
+        })
     return results, 200
 
 
