@@ -372,13 +372,13 @@ def test_log_lines_are_json_and_carry_the_request_id(start_gunicorn, fake):
     assert access[0] | {"duration_ms": 0} == access[0] | {
         "method": "POST", "path": "/api/job", "status": 200, "user": "john", "duration_ms": 0}
     assert isinstance(access[0]["duration_ms"], (int, float))
-    assert len(of("test-123", "runai_submit.audit")) == 1
-    assert any(r["message"].startswith("created RunaiJob") for r in of("test-123", "runai_submit.cluster.kube"))
+    [audited] = of("test-123", "runai_submit.audit")
+    assert audited["objects"] == [f"RunaiJob {audited['job']}"] and audited["namespace"] == "runai-team-a"
 
     assert len(of(generated_id, "runai_submit.access")) == 1
     audit = of(generated_id, "runai_submit.audit")
     assert len(audit) == 1 and audit[0]["job"] == generated.json()["name"]
-    assert any(generated.json()["name"] in r["message"] for r in of(generated_id, "runai_submit.cluster.kube"))
+    assert audit[0]["objects"] == [f"RunaiJob {generated.json()['name']}"]
 
     for reply in (unsafe, health):
         assert [r["path"] for r in of(reply.headers["X-Request-ID"], "runai_submit.access")] == ["/healthz"]

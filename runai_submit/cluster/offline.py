@@ -78,7 +78,7 @@ class OfflineCluster:
                 raise AlreadyExists(f"create {kind.kind} {namespace}/{name}: already exists", name) from None
             with os.fdopen(fd, "w") as handle:
                 yaml.safe_dump(stored, handle, sort_keys=False)
-            log.info("wrote %s %s/%s to %s", kind.kind, namespace, name, path)
+            log.debug("wrote %s %s/%s to %s", kind.kind, namespace, name, path)
         return CreatedObject(kind.api_version, kind.kind, name, stored["metadata"]["uid"], stored)
 
     def delete(self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background") -> bool:
