@@ -143,7 +143,7 @@ class ServerConfig:
 
     @property
     def is_default(self) -> bool:
-        return (self.workers, self.threads, self.worker_class) == (2, 4, "gthread")
+        return self == DEFAULT_CONFIG
 
     @classmethod
     def parse(cls, text: str) -> ServerConfig:
@@ -154,6 +154,10 @@ class ServerConfig:
         if m.group(2) == "sync":
             return cls(workers, 1, "sync")
         return cls(workers, int(m.group(2)), "gthread")
+
+
+# gunicorn.conf.py's defaults (WEB_CONCURRENCY=3, sync): keep the two equal.
+DEFAULT_CONFIG = ServerConfig(3, 1, "sync")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1290,9 +1294,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def make_plan(args: argparse.Namespace) -> Plan:
     quick = args.quick
-    configs = args.configs or ([ServerConfig(2, 4, "gthread")] if quick or args.soak else
-                               [ServerConfig(2, 4, "gthread"), ServerConfig(1, 8, "gthread"),
-                                ServerConfig(4, 2, "gthread"), ServerConfig(2, 1, "sync")])
+    configs = args.configs or ([DEFAULT_CONFIG] if quick or args.soak else
+                               [DEFAULT_CONFIG, ServerConfig(2, 4, "gthread"), ServerConfig(4, 2, "gthread"),
+                                ServerConfig(2, 1, "sync")])
     soak_total = args.soak_total or (1000 if quick else 10_000)
     for name, value in (("--requests", args.requests), ("--requests-maximal", args.requests_maximal),
                         ("--soak-total", args.soak_total)):

@@ -86,7 +86,7 @@ def submit_job() -> tuple[dict, int]:
     _audit_requested(audit, payload)
     with timed("validate"):
         spec = load_submit_request(payload)
-    audit.update(project=spec.project, job=spec.name, dry_run=dry_run)
+    audit["dry_run"] = dry_run
     result = _state().service.submit(spec, user, dry_run=dry_run)
     audit.update(job=result.name, namespace=result.namespace, manifests=manifests_digest(result.manifests),
                  objects=[f"{obj.kind} {obj.name}" for obj in result.objects])
