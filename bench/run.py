@@ -67,37 +67,14 @@ except ImportError:  # pragma: no cover - make bench installs it
 
 #: The contract's worked example (shared/spec/examples/seed-request.json): no name, so every submit
 #: gets a generated one and nothing collides.
-SEED_JOB = {"project": "team-a", "image": "gcr.io/run-ai-demo/quickstart", "gpu": 1}
+# The same jobs as the tests (tests/golden/*-request.json): the seed page's example, and every parameter
+# family at once minus ``name`` (a RunaiJob, a new PVC, a ClusterIP Service and an Ingress per submit;
+# ``serviceType: ingress`` has no node ports, so thousands of these never collide in the API server).
+GOLDEN = ROOT / "tests" / "golden"
+SEED_JOB = json.loads((GOLDEN / "seed-request.json").read_text())["job"]
+MAXIMAL_JOB = {key: value for key, value in json.loads((GOLDEN / "maximal-request.json").read_text())["job"].items()
+               if key != "name"}
 
-#: Every parameter at once (as tests/conftest.py's MAXIMAL_JOB) minus ``name``: a RunaiJob, a new PVC,
-#: a ClusterIP Service and an Ingress per submit. ``serviceType: ingress`` has no node ports, so
-#: thousands of these never collide in the API server.
-MAXIMAL_JOB = {
-    "project": "team-a",
-    "image": "nvcr.io/nvidia/pytorch:24.01-py3",
-    "command": "python train.py --epochs 3",
-    "arguments": ["--lr", "0.1"],
-    "environment": {"BATCH_SIZE": 50, "LEARNING_RATE": 0.2, "DEBUG": True, "TOKEN": "SECRET:creds,token"},
-    "imagePullPolicy": "IfNotPresent",
-    "workingDir": "/workspace",
-    "createHomeDir": True,
-    "gpu": 2,
-    "cpu": 4,
-    "cpuLimit": 8,
-    "memory": "16GB",
-    "memoryLimit": "32Gi",
-    "largeShm": True,
-    "pvc": [{"storageClass": "fast", "size": "10Gi", "path": "/data"}, "shared-claim:/shared:ro"],
-    "volume": {"/raid/public/john/data": "/root/data"},
-    "ports": [{"container": 8888, "external": 80}],
-    "serviceType": "ingress",
-    "completions": 2,
-    "parallelism": 2,
-    "backoffLimit": 3,
-    "ttlAfterFinish": "1h30m",
-    "preventPrivilegeEscalation": True,
-    "nodeType": "dgx-a100",
-}
 JOBS = {"seed": SEED_JOB, "maximal": MAXIMAL_JOB}
 EXPECTED_KINDS = {"seed": 1, "maximal": 4}
 

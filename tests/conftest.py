@@ -1,6 +1,9 @@
 """Fixtures: a fake Kubernetes API server on loopback, reached through the real client via a kubeconfig."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from runai_submit.app import create_app
@@ -76,35 +79,10 @@ def batch_client(fake_batch_api, tmp_path):
     return make_app(fake_batch_api, tmp_path).test_client()
 
 
-SEED_JOB = {"project": "team-a", "image": "gcr.io/run-ai-demo/quickstart", "gpu": 1}
-
-MAXIMAL_JOB = {
-    "name": "maximal",
-    "project": "team-a",
-    "image": "nvcr.io/nvidia/pytorch:24.01-py3",
-    "command": "python train.py --epochs 3",
-    "arguments": ["--lr", "0.1"],
-    "environment": {"BATCH_SIZE": 50, "LEARNING_RATE": 0.2, "DEBUG": True, "TOKEN": "SECRET:creds,token"},
-    "imagePullPolicy": "IfNotPresent",
-    "workingDir": "/workspace",
-    "createHomeDir": True,
-    "gpu": 2,
-    "cpu": 4,
-    "cpuLimit": 8,
-    "memory": "16GB",
-    "memoryLimit": "32Gi",
-    "largeShm": True,
-    "pvc": [{"storageClass": "fast", "size": "10Gi", "path": "/data"}, "shared-claim:/shared:ro"],
-    "volume": {"/raid/public/john/data": "/root/data"},
-    "ports": [{"container": 8888, "external": 80}],
-    "serviceType": "ingress",
-    "completions": 2,
-    "parallelism": 2,
-    "backoffLimit": 3,
-    "ttlAfterFinish": "1h30m",
-    "preventPrivilegeEscalation": True,
-    "nodeType": "dgx-a100",
-}
+GOLDEN = Path(__file__).parent / "golden"
+# The seed page's example and a job using every parameter family; bench/run.py submits the same files.
+SEED_JOB = json.loads((GOLDEN / "seed-request.json").read_text())["job"]
+MAXIMAL_JOB = json.loads((GOLDEN / "maximal-request.json").read_text())["job"]
 # Created in this order: RunaiJob, PersistentVolumeClaim, Service, Ingress.
 MAXIMAL_KINDS = ["RunaiJob", "PersistentVolumeClaim", "Service", "Ingress"]
 
