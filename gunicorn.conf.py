@@ -39,7 +39,8 @@ logconfig_dict = {
 
 # Prometheus multiprocess mode: every worker writes its samples under one folder, /metrics merges them.
 # The folder must exist and be empty before the workers start, and be known before prometheus_client loads.
-if not _env("PROMETHEUS_MULTIPROC_DIR"):
+_own_metrics_dir = not _env("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="runai-submit-metrics-")
 
 
@@ -47,6 +48,11 @@ def on_starting(server):
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
+
+
+def on_exit(server):
+    if _own_metrics_dir:  # a folder we made up ourselves is ours to remove; a configured one is not
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):
