@@ -89,3 +89,12 @@ def test_an_unreadable_kubeconfig_stops_the_factory(tmp_path):
     broken.write_text("apiVersion: v1\nclusters: []\ncontexts: []\ncurrent-context: nowhere\n")
     with pytest.raises(ConfigError, match="cannot load the kubeconfig cluster configuration"):
         create_app({"backend": "kubeconfig", "kubeconfig": str(broken)})
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from dataclasses import fields
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    undocumented = [f.name for f in fields(Settings) if f"RUNAI_SUBMIT_{f.name.upper()}" not in readme]
+    assert undocumented == []
