@@ -1,4 +1,4 @@
-"""The use cases: submit (and, later, list and delete) jobs. No Flask here."""
+"""The use cases: submit, list, read and delete jobs. No Flask here."""
 from __future__ import annotations
 
 import logging
@@ -9,12 +9,12 @@ from datetime import datetime
 from .cluster import Cluster
 from .cluster.applier import apply_all
 from .cluster.errors import AlreadyExists, NamespaceMissing
+from .cluster.kinds import PVC
 from .config import Settings
-from .metrics import timed
 from .errors import Conflict, JobNotFound, NameTaken, ProjectNotFound
+from .metrics import timed
 from .model import CreatedObject, JobSpec, OwnerRef, SubmitContext
 from .render import make_dependents, make_workload
-from .cluster.kinds import PVC
 from .render.common import MANAGED_BY
 from .render.names import generated_name, label_safe
 
@@ -103,8 +103,6 @@ class JobService:
 
         with timed("apply"):
             objects = apply_all(self.cluster, ctx.namespace, workload, render_dependents, dry_run=dry_run)
-        log.debug("%s job %s/%s for user %r: %s", "dry-ran" if dry_run else "submitted", ctx.namespace, ctx.name,
-                 ctx.user, ", ".join(f"{obj.kind}" for obj in objects))
         return SubmitResult(ctx.name, spec.project, ctx.namespace, ctx.workload_kind, objects, [workload, *dependents])
 
     # --- reading and deleting ----------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Everything that talks to Kubernetes: the only package that imports the ``kubernetes`` client."""
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Protocol
@@ -9,8 +8,6 @@ from typing import Protocol
 from ..config import Settings
 from ..model import CreatedObject
 from .kinds import Kind
-
-log = logging.getLogger(__name__)
 
 
 class Cluster(Protocol):

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import urllib3
 
 from ..errors import ClusterError, ClusterRejected, ClusterUnavailable, Conflict, Forbidden, NotFound, ServiceError
-
-log = logging.getLogger(__name__)
 
 # Transport failures where the request may have reached the API server (and so may have taken effect).
 _AMBIGUOUS = (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError)

@@ -68,14 +68,16 @@ class OfflineCluster:
         stored = {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace,
                                            "uid": str(uuid.uuid4()),
                                            "creationTimestamp": _now()}}
-        if path.exists():
-            raise AlreadyExists(f"create {kind.kind} {namespace}/{name}: already exists", name)
-        if not dry_run:
+        taken = AlreadyExists(f"create {kind.kind} {namespace}/{name}: already exists", name)
+        if dry_run:
+            if path.exists():
+                raise taken
+        else:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                raise AlreadyExists(f"create {kind.kind} {namespace}/{name}: already exists", name) from None
+                raise taken from None
             with os.fdopen(fd, "w") as handle:
                 yaml.safe_dump(stored, handle, sort_keys=False)
             log.debug("wrote %s %s/%s to %s", kind.kind, namespace, name, path)
