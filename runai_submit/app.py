@@ -12,12 +12,13 @@ from typing import Any
 from flask import Flask
 from pythonjsonlogger.json import JsonFormatter
 
-from .api import blueprint, register_error_handlers
+from .api import register_blueprints, register_error_handlers
 from .api.observability import RequestIdFilter, register_observability
 from .api.openapi import docs
 from .cluster import Cluster, check_connection_settings, connect
 from .config import Settings
 from .errors import ServiceError
+from .identity import Caller
 from .service import JobService
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,15 @@ class AppState:
 
     @property
     def cluster(self) -> Cluster:
+        """This process's cluster connection, acting with the service's own credentials."""
         return self.service.cluster
+
+    def service_for(self, caller: Caller) -> JobService:
+        """The use cases bound to ``caller``: same pool and caches, the caller's identity on every call."""
+        base = self.service
+        if not caller.acts_as_itself:
+            return base
+        return JobService(base.cluster.acting_as(caller), self.settings, name_factory=base.name_factory)
 
     def readiness(self) -> dict:
         """Ping the cluster at most once per ``ready_cache_seconds``; raise ClusterUnavailable when it fails."""
@@ -107,7 +116,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
         state = AppState(settings, connect)
     app.extensions["runai_submit"] = state
     register_observability(app)
-    app.register_blueprint(blueprint)
+    register_blueprints(app)
     app.register_blueprint(docs)
     register_error_handlers(app)
     return app

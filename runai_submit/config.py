@@ -15,6 +15,7 @@ ENV_PREFIX = "RUNAI_SUBMIT_"
 
 BACKENDS = ("auto", "incluster", "kubeconfig", "offline")
 WORKLOAD_KINDS = ("auto", "RunaiJob", "Job")
+AUTH_MODES = ("header", "impersonate", "token")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -48,6 +49,21 @@ class Settings:
 
     log_level: str = "INFO"
     log_format: str = "json"
+
+    # Who may do what: header (RA-USER on trust), impersonate (RA-USER acts), token (the caller's bearer token).
+    auth_mode: str = "header"
+    auth_cache_seconds: float = 60.0
+
+    # Admin policy: a YAML file of defaults and rules, re-read when it changes.
+    policy_file: str = ""
+    policy_reload_seconds: float = 5.0
+
+    # Job insight: the longest a followed log holds a worker.
+    log_follow_max_seconds: float = 300.0
+
+    # Batch submits: jobs per call, and how many of them are created at once.
+    max_batch: int = 1000
+    batch_concurrency: int = 8
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +129,20 @@ class Settings:
             problems.append("log_format must be json or text")
         if self.log_level.upper() not in _LOG_LEVELS:
             problems.append(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
+        if self.auth_mode not in AUTH_MODES:
+            problems.append(f"auth_mode must be one of {', '.join(AUTH_MODES)}, not {self.auth_mode!r}")
+        if not 0 <= self.auth_cache_seconds <= 3600:
+            problems.append("auth_cache_seconds must be between 0 and 3600")
+        if self.policy_file and not Path(self.policy_file).is_file():
+            problems.append(f"policy_file {self.policy_file!r} is not a file")
+        if not 0 < self.policy_reload_seconds <= 3600:
+            problems.append("policy_reload_seconds must be > 0 and <= 3600")
+        if not 0 < self.log_follow_max_seconds <= 86400:
+            problems.append("log_follow_max_seconds must be > 0 and <= 86400")
+        if not 1 <= self.max_batch <= 100_000:
+            problems.append("max_batch must be between 1 and 100000")
+        if not 1 <= self.batch_concurrency <= 64:
+            problems.append("batch_concurrency must be between 1 and 64")
         if problems:
             raise ConfigError(problems)
 

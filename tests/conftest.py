@@ -1,12 +1,15 @@
-"""Fixtures: a fake Kubernetes API server on loopback, reached through the real client via a kubeconfig."""
+"""Fixtures: a fake Kubernetes API server on loopback, reached through the real client via a kubeconfig, and a
+real control plane (``real_cluster``) for what Kubernetes itself decides."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 
 from runai_submit.app import create_app
+from tests import kube_kit
 from tests.fake_apiserver import FakeApiServer
 
 TEAM_A = "runai-team-a"          # labelled runai/queue=team-a: the seed page's project
@@ -89,3 +92,44 @@ MAXIMAL_KINDS = ["RunaiJob", "PersistentVolumeClaim", "Service", "Ingress"]
 
 def submit(client, job: dict, *, user: str = "john", query: str = ""):
     return client.post(f"/api/job{query}", json={"job": job}, headers={"RA-USER": user})
+
+
+# --- a real Kubernetes control plane (tests marked ``real``) -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory):
+    """A real API server: RUNAI_SUBMIT_TEST_KUBECONFIG, else ../shared/kube started here, else skip."""
+    cluster = kube_kit.connect_env()
+    if cluster is not None:
+        yield cluster
+        cluster.delete_all_namespaces()
+        return
+    if not kube_kit.kit_available():
+        pytest.skip(kube_kit.SKIP_REASON)
+    cluster = kube_kit.start_kit(tmp_path_factory.mktemp("kube"))
+    try:
+        yield cluster
+    finally:
+        kube_kit.stop_kit(cluster)
+
+
+@pytest.fixture
+def real_project(real_cluster):
+    """A fresh project: a namespace labelled ``runai/queue=<project>``, removed after the test."""
+    project = f"p{uuid.uuid4().hex[:8]}"
+    namespace = real_cluster.create_namespace(f"runai-{project}", {"runai/queue": project})
+    yield project, namespace
+    real_cluster.delete_namespace(namespace)
+
+
+def make_real_app(real_cluster, **settings):
+    """The app against the real cluster, as admin unless ``settings`` say otherwise."""
+    config = {
+        "backend": "kubeconfig",
+        "kubeconfig": real_cluster.kubeconfig,
+        "scheduler_name": "default-scheduler",
+        "namespace_cache_seconds": 0.0,  # tests create projects as they go
+        **settings,
+    }
+    return create_app(config)

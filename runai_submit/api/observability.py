@@ -51,7 +51,7 @@ def _finish(response: Response) -> Response:
     endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
     response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
     metrics.HTTP_SECONDS.labels(request.method, endpoint, str(response.status_code)).observe(elapsed)
-    if request.endpoint == "api.submit_job":
+    if request.endpoint == "jobs.submit_job":
         metrics.SUBMITS.labels(metrics.submit_outcome(response.status_code, g.get("dry_run", False)),
                                str(response.status_code)).inc()
     audit = g.pop("audit", None)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..config import Settings
+from ..identity import Caller
 from ..model import CreatedObject
 from .kinds import Kind
 
@@ -27,6 +28,9 @@ class Cluster(Protocol):
     def version(self) -> dict: ...
     def ping(self, timeout: float) -> None: ...
     def close(self) -> None: ...
+    def acting_as(self, caller: Caller) -> Cluster:
+        """A handle whose every call carries ``caller``'s credentials; shares this one's pool and caches."""
+        ...
 
 
 def choose_backend(settings: Settings, environ: dict | None = None) -> str:

@@ -1,111 +1,17 @@
-"""The use cases: submit, list, read and delete jobs. No Flask here."""
+"""List, read and delete jobs, and the projects they live in."""
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
-from .cluster import Cluster
-from .cluster.applier import apply_all
-from .cluster.errors import AlreadyExists, NamespaceMissing
-from .cluster.kinds import PVC
-from .config import Settings
-from .errors import Conflict, JobNotFound, NameTaken, ProjectNotFound
-from .metrics import timed
-from .model import CreatedObject, JobSpec, OwnerRef, SubmitContext
-from .render import make_dependents, make_workload
-from .render.common import MANAGED_BY
-from .render.names import generated_name, label_safe
-
-log = logging.getLogger(__name__)
+from ..cluster.kinds import PVC
+from ..errors import JobNotFound, ProjectNotFound
+from ..render.common import MANAGED_BY
+from ..render.names import label_safe
+from .base import ServiceBase
 
 
-@dataclass
-class SubmitResult:
-    name: str
-    project: str
-    namespace: str
-    kind: str
-    objects: list[CreatedObject] = field(default_factory=list)
-    manifests: list[dict] = field(default_factory=list)
-
-    def to_dict(self, *, with_manifests: bool = False) -> dict:
-        body = {
-            "name": self.name,
-            "project": self.project,
-            "namespace": self.namespace,
-            "kind": self.kind,
-            "objects": [{"kind": obj.kind, "name": obj.name} for obj in self.objects],
-        }
-        if with_manifests:
-            body["manifests"] = self.manifests
-        return body
-
-
-class JobService:
-    """Submits validated jobs to a cluster, all or nothing."""
-
-    def __init__(
-        self, cluster: Cluster, settings: Settings, *, name_factory: Callable[[str | None], str] = generated_name
-    ) -> None:
-        self.cluster = cluster
-        self.settings = settings
-        self.name_factory = name_factory
-
-    def context(self, spec: JobSpec, name: str, user: str) -> SubmitContext:
-        workload = self.cluster.workload_kind()
-        return SubmitContext(
-            name=name,
-            namespace=self.cluster.namespace_for(spec.project),
-            user=user,
-            workload_api_version=workload.api_version,
-            workload_kind=workload.kind,
-            scheduler_name=self.settings.scheduler_name,
-            ingress_class=self.settings.ingress_class,
-        )
-
-    def submit(self, spec: JobSpec, user: str, *, dry_run: bool = False) -> SubmitResult:
-        """Create the job's objects; a generated name that collides is replaced, an explicit one is a 409."""
-        tries = 1 if spec.name else self.settings.name_retries
-        attempt, namespace_rechecked = 0, False
-        while attempt < tries:
-            name = spec.name or self.name_factory(spec.job_name_prefix)
-            ctx = self.context(spec, name, user)
-            try:
-                return self._create(spec, ctx, dry_run=dry_run)
-            except AlreadyExists as exc:
-                if spec.name:
-                    raise NameTaken(spec.project, name, details=exc.details or exc.message).caused_by(exc) from exc
-                log.info("generated name %s/%s is taken; trying another", ctx.namespace, name)
-                attempt += 1
-            except NamespaceMissing as exc:
-                # The cached project map may be stale (a namespace labelled since): read it once more.
-                self.cluster.forget_namespaces()
-                if namespace_rechecked or self.cluster.namespace_for(spec.project) == ctx.namespace:
-                    raise ProjectNotFound(spec.project, ctx.namespace).caused_by(exc) from exc
-                namespace_rechecked = True
-        raise Conflict(
-            f"Could not find a free name for a job in project {spec.project!r} after {tries} tries.",
-            details="Give the job a name, or a jobNamePrefix with fewer jobs.",
-        )
-
-    def _create(self, spec: JobSpec, ctx: SubmitContext, *, dry_run: bool) -> SubmitResult:
-        with timed("render"):
-            workload = make_workload(spec, ctx)
-        dependents: list[dict] = []
-
-        def render_dependents(created: CreatedObject) -> list[dict]:
-            owner = OwnerRef(created.api_version, created.kind, created.name, created.uid)
-            with timed("render"):
-                dependents.extend(make_dependents(spec, ctx, owner))
-            return dependents
-
-        with timed("apply"):
-            objects = apply_all(self.cluster, ctx.namespace, workload, render_dependents, dry_run=dry_run)
-        return SubmitResult(ctx.name, spec.project, ctx.namespace, ctx.workload_kind, objects, [workload, *dependents])
-
-    # --- reading and deleting ----------------------------------------------------------------------
+class Jobs(ServiceBase):
+    """Reading and deleting jobs: one list call whatever the number of jobs."""
 
     def list_jobs(self, project: str | None = None, user: str | None = None) -> list[dict]:
         """Jobs of one project (or all), optionally of one user: one list call whatever the number of jobs."""
@@ -155,8 +61,6 @@ class JobService:
         return [{"name": project, "namespace": namespace}
                 for project, namespace in sorted(self.cluster.projects().items())]
 
-
-# --- reading and deleting jobs ---------------------------------------------------------------------
 
 JOB_SELECTOR = "app=runaijob"
 INTERACTIVE_PRIORITIES = ("build", "interactive-preemptible")

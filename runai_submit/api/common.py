@@ -1,0 +1,81 @@
+"""What every view needs: the app's collaborators, the caller, and strict reading of bodies and flags."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app, g, request
+
+from ..config import Settings
+from ..errors import BadRequest, FieldError, PayloadTooLarge, ValidationFailed
+from ..identity import Caller, caller_from_headers
+from ..render.names import DNS1123_LABEL
+from ..service import JobService
+
+_TRUE = ("true", "1", "all", "yes")
+_FALSE = ("false", "0", "no", "")
+
+
+def state() -> Any:
+    """The per-app collaborators (``app.AppState``), kept in ``app.extensions``."""
+    return current_app.extensions["runai_submit"]
+
+
+def settings() -> Settings:
+    return state().settings
+
+
+def caller(*, require_user: bool = True) -> Caller:
+    """The identity this request acts with; resolved once per request."""
+    found = g.get("caller")
+    if found is None or (require_user and not found.user):
+        found = g.caller = caller_from_headers(request.headers, require_user=require_user)
+    return found
+
+
+def service(*, require_user: bool = True) -> JobService:
+    """The use cases, bound to this request's caller: every API call goes out with the caller's identity."""
+    return state().service_for(caller(require_user=require_user))
+
+
+def json_body() -> Any:
+    """The request body as JSON, with the body limit enforced even for chunked bodies."""
+    # Werkzeug answers 413 for a declared Content-Length over the limit; a chunked body has none,
+    # so read one byte past the limit and refuse it here.
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = request.stream.read(limit + 1 - size)  # reads may come back short: loop to EOF
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    raw = b"".join(chunks)
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("The request body is not valid JSON.", details=str(exc)) from None
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply.") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def flag(name: str) -> bool:
+    """A boolean query parameter: true/false (and 1/0, yes/no); anything else is a 400."""
+    value = request.args.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise BadRequest(f"Query parameter {name} must be true or false, not {value!r}.")
+
+
+def check_project(project: str, pointer: str = "/project") -> None:
+    if not DNS1123_LABEL.match(project) or len(project) > 63:
+        raise ValidationFailed(f"{project!r} is not a project name.",
+                               errors=[FieldError(pointer, "must be a DNS-1123 label")])

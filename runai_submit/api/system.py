@@ -1,0 +1,57 @@
+"""Projects, versions, health, readiness and metrics: what operators and tooling ask of the service itself."""
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from .. import __version__, schemas
+from ..metrics import exposition
+from .common import service, state
+from .spec import ok
+
+blueprint = Blueprint("system", __name__)
+
+
+@blueprint.get("/api/v1/projects")
+def list_projects() -> dict:
+    return {"data": service(require_user=False).projects()}
+
+
+@blueprint.get("/api/v1/version")
+def version() -> dict:
+    cluster = state().cluster
+    return {"version": __version__, "kubernetes": cluster.version().get("gitVersion", ""), "backend": cluster.backend}
+
+
+@blueprint.get("/healthz")
+def healthz() -> dict:
+    """Liveness: the process answers. It does not ask the cluster (a cluster outage is not a restart cause)."""
+    return {"status": "ok"}
+
+
+@blueprint.get("/metrics")
+def prometheus_metrics() -> Response:
+    body, content_type = exposition()
+    return Response(body, content_type=content_type)
+
+
+@blueprint.get("/readyz")
+def readyz() -> dict:
+    """Readiness: the API server answered within the ready timeout (the result is cached briefly)."""
+    return state().readiness()
+
+
+OPERATIONS: dict[str, dict[str, dict]] = {
+    "/api/v1/projects": {"get": {"summary": "Projects this service can submit to", "responses": ok("ProjectList")}},
+    "/api/v1/version": {"get": {"summary": "Service and Kubernetes versions", "responses": ok("Version")}},
+    "/healthz": {"get": {"summary": "Liveness", "responses": ok("Health")}},
+    "/readyz": {"get": {"summary": "Readiness: the API server answers", "responses": ok("Health")}},
+    "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+        "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+}
+
+COMPONENTS = {
+    "Project": schemas.ProjectSchema,
+    "ProjectList": schemas.ProjectListSchema,
+    "Version": schemas.VersionSchema,
+    "Health": schemas.HealthSchema,
+}

@@ -1,0 +1,16 @@
+"""The use cases of the API, one module per capability, none of them importing Flask.
+
+``JobService`` gathers them over one cluster handle; the API builds one per request (cheap: it holds
+references only) so that every call a request makes goes through the caller's handle.
+"""
+from __future__ import annotations
+
+from .jobs import Jobs, job_status, job_view
+from .submit import Submitter, SubmitResult
+
+
+class JobService(Submitter, Jobs):
+    """Every use case, over one cluster handle and the settings."""
+
+
+__all__ = ["JobService", "Jobs", "SubmitResult", "Submitter", "job_status", "job_view"]
