@@ -7,9 +7,9 @@ from flask import Blueprint, g, request
 
 from .. import schemas
 from ..errors import BadRequest, JobNotFound, ServiceError
-from ..metrics import DELETES, timed
+from ..metrics import DELETES
 from ..render.names import DNS1123_SUBDOMAIN
-from ..schemas import load_job_ref, load_submit_request
+from ..schemas import load_job_ref
 from .common import caller, check_project, flag, json_body, service
 from .observability import audit_log, manifests_digest, start_audit
 from .spec import BOOL_QUERY, JOB_NAME_PATH, PROJECT_PATH, USER_FILTER, USER_HEADER, ok
@@ -28,10 +28,8 @@ def submit_job() -> tuple[dict, int]:
     g.dry_run = dry_run = flag("dryRun")
     payload = json_body()
     _audit_requested(audit, payload)
-    with timed("validate"):
-        spec = load_submit_request(payload)
     audit["dry_run"] = dry_run
-    result = jobs.submit(spec, caller().user, dry_run=dry_run)
+    result = jobs.submit_request(payload, caller().user, dry_run=dry_run)
     audit.update(job=result.name, namespace=result.namespace, manifests=manifests_digest(result.manifests),
                  objects=[f"{obj.kind} {obj.name}" for obj in result.objects])
     return result.to_dict(with_manifests=dry_run), 200

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..cluster.applier import apply_all
 from ..cluster.errors import AlreadyExists, NamespaceMissing
@@ -10,6 +11,7 @@ from ..errors import Conflict, NameTaken, ProjectNotFound
 from ..metrics import timed
 from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext
 from ..render import make_dependents, make_workload
+from ..schemas import load_submit_request
 from .base import ServiceBase
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,12 @@ class SubmitResult:
 
 class Submitter(ServiceBase):
     """Submits validated jobs to a cluster, all or nothing."""
+
+    def submit_request(self, payload: Any, user: str, *, dry_run: bool = False) -> SubmitResult:
+        """The whole path of one ``{"job": {...}}``: validate, then create. Single and batch submits share it."""
+        with timed("validate"):
+            spec = load_submit_request(payload)
+        return self.submit(spec, user, dry_run=dry_run)
 
     def context(self, spec: JobSpec, name: str, user: str) -> SubmitContext:
         workload = self.cluster.workload_kind()
