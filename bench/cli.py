@@ -26,6 +26,9 @@ from .servers import (DEFAULT_CONFIG, KIT, ROOT, ApiServer, Gunicorn, ServerConf
 
 RESULTS = ROOT / "bench" / "results"
 MAX_REQUESTS = 100_000
+# The kit's Service CIDR is a /24: about 250 ClusterIPs, and the API server answers 500 "failed to allocate a
+# serviceIP: range is full" beyond. A maximal job holds one Service until its run's objects are deleted.
+KIT_MAX_SERVICES = 240
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,6 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         ("--soak-total", args.soak_total)):
         if value is not None and not 1 <= value <= MAX_REQUESTS:
             ap.error(f"{name} must be between 1 and {MAX_REQUESTS} (the benchmark is bounded)")
+    uses_kit = not args.kubeconfig and (args.api == "kit" or (args.api == "auto" and (KIT / "start").is_file()))
+    if uses_kit and "maximal" in (args.scenarios or DEFAULT_SCENARIOS) and (args.requests_maximal or 0) > KIT_MAX_SERVICES:
+        ap.error(f"--requests-maximal above {KIT_MAX_SERVICES}: the kit's Service CIDR (a /24) has no more ClusterIPs")
     return args
 
 
@@ -87,8 +93,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     soak_total = args.soak_total or (1000 if quick else 10_000)
     return Plan(
         levels=args.levels or ([1, 8] if quick else [1, 8, 32]),
-        counts={"seed": args.requests or (100 if quick else 1000),
-                "maximal": args.requests_maximal or (40 if quick else 300)},
+        counts={"seed": args.requests or (100 if quick else 800),
+                "maximal": args.requests_maximal or (40 if quick else 200)},
         warmup=20 if quick else 100,
         configs=args.configs or [DEFAULT_CONFIG],
         scenarios=args.scenarios or list(DEFAULT_SCENARIOS),
