@@ -29,6 +29,10 @@ What it reproduces from the real kube-apiserver:
   registries return it; the v37 client deserialises V1Service/V1PersistentVolumeClaim);
   so does this fake, then it finishes the deletion at once (it plays the
   controllers' part).  Objects with finalizers of your own stay, marked for deletion.
+* identities (issue 9): bearer tokens (``add_user``; the server's own token is ``system:admin`` in
+  ``system:masters`` unless redefined), ``Impersonate-User``/``Impersonate-Group`` (the requester needs the
+  ``impersonate`` verb on users/groups), SelfSubjectReview, SelfSubjectAccessReview, SubjectAccessReview and
+  a small RBAC table (``grant``), with the real server's 401/403 bodies; ``callers`` records who made each call;
 * ``validate=False`` skips schema and semantic checks (only a name is required).
 * a delayed request is still carried out after its delay, even if the client gave
   up meanwhile -- like a slow real server.

@@ -463,3 +463,81 @@ def test_openapi_declares_the_active_modes_security(cluster, tmp_path, mode, sch
         submit_headers = {p["name"]: p for p in document["paths"]["/api/job"]["post"]["parameters"]
                           if p["in"] == "header"}
         assert submit_headers["RA-USER"]["required"] is False
+
+
+# --- the review cache itself (a counting review and a clock of our own, injected) --------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counting_review(outcomes: dict[str, object]):
+    """A review that answers from ``outcomes`` (token -> Identity or exception) and counts its calls."""
+    from runai_submit.identity import AUTHORIZATION
+
+    seen: list[str] = []
+
+    def review(caller):
+        token = dict(caller.credentials)[AUTHORIZATION].removeprefix("Bearer ")
+        seen.append(token)
+        outcome = outcomes[token]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    return review, seen
+
+
+def test_reviews_are_kept_for_the_ttl_and_refusals_briefly():
+    from runai_submit.identity import REFUSAL_SECONDS, Authenticator, Identity, TokenRejected
+
+    clock = Clock()
+    review, seen = counting_review({"good": Identity("alice", ("g",)), "bad": TokenRejected()})
+    authenticator = Authenticator("token", review, ttl=60, clock=clock)
+    good, bad = {"Authorization": "Bearer good"}, {"Authorization": "Bearer bad"}
+
+    assert authenticator.caller(good).user == "alice"
+    for _ in range(3):
+        with pytest.raises(TokenRejected):
+            authenticator.caller(bad)
+    assert seen == ["good", "bad"]
+    clock.now += REFUSAL_SECONDS + 0.1
+    assert authenticator.caller(good).groups == ("g",)
+    with pytest.raises(TokenRejected):
+        authenticator.caller(bad)
+    assert seen == ["good", "bad", "bad"]  # the refusal expired, the identity did not
+    clock.now += 60
+    authenticator.caller(good)
+    assert seen == ["good", "bad", "bad", "good"]
+
+
+def test_the_review_cache_is_bounded_and_keyed_by_digest():
+    from runai_submit.identity import Authenticator, Identity, digest
+
+    tokens = [f"token-{i}" for i in range(5)]
+    review, seen = counting_review({token: Identity(token, ()) for token in tokens})
+    authenticator = Authenticator("token", review, ttl=60, maxsize=3)
+    for token in tokens:
+        authenticator.caller({"Authorization": f"Bearer {token}"})
+    keys = list(authenticator._cache.keys())
+    assert len(keys) == 3
+    assert set(keys) <= {digest(token) for token in tokens} and not set(keys) & set(tokens)
+    authenticator.caller({"Authorization": "Bearer token-0"})  # evicted: reviewed again
+    assert seen.count("token-0") == 2
+
+
+def test_a_review_that_fails_for_another_reason_is_not_cached():
+    from runai_submit.errors import ClusterUnavailable
+    from runai_submit.identity import Authenticator
+
+    review, seen = counting_review({"t": ClusterUnavailable("down")})
+    authenticator = Authenticator("token", review, ttl=60)
+    for _ in range(2):
+        with pytest.raises(ClusterUnavailable):
+            authenticator.caller({"Authorization": "Bearer t"})
+    assert seen == ["t", "t"]

@@ -8,6 +8,7 @@ the impersonate overlay's, read from the rendered manifests.
 """
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -235,3 +236,48 @@ def test_impersonating_needs_the_overlays_right(real_cluster, world):
     client = make_real_app(real_cluster, kubeconfig=world.token_kubeconfig, auth_mode="impersonate").test_client()
     response = client.get("/api/v1/whoami", headers={"RA-USER": world.users[0]})
     assert response.status_code == 403 and 'cannot impersonate resource "users"' in response.json["message"]
+
+
+# --- the fake API server answers as the real one does (tests/fake_apiserver.py, identities) -----------------
+
+
+def _call(api, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    request = api.param_serialize(method=method, resource_path=path, body=body, auth_settings=["BearerToken"],
+                                  header_params={"Accept": "application/json", "Content-Type": "application/json",
+                                                 **(headers or {})})
+    response = api.call_api(*request, _request_timeout=(5, 30))
+    return response.status, json.loads(response.read())
+
+
+def test_the_fake_answers_identity_calls_like_the_real_api_server(real_cluster, world, fake_api, tmp_path):
+    from tests.kube_kit import _client
+
+    bob_user = world.alice_user.rpartition(":")[0] + ":bob"
+    real = _client(real_cluster.token_kubeconfig(tmp_path / "bob.yaml", world.bob))
+    fake_api.add_namespace(world.ns_a)
+    fake_api.add_user(fake_api.token, bob_user, ["system:serviceaccounts"])
+    fake = _client(fake_api.write_kubeconfig(tmp_path / "fake.yaml"))
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"}}
+    cases = [
+        ("POST", f"/apis/batch/v1/namespaces/{world.ns_a}/jobs", job, None),
+        ("GET", f"/apis/batch/v1/namespaces/{world.ns_a}/jobs/x", None, None),
+        ("GET", "/api/v1/namespaces", None, None),
+        ("GET", f"/api/v1/namespaces/{world.ns_a}/services", None, {"Impersonate-User": "somebody"}),
+        ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+         {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}, None),
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+         {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+          "spec": {"resourceAttributes": {"namespace": world.ns_a, "verb": "create", "group": "batch",
+                                          "resource": "jobs"}}}, None),
+    ]
+    for method, path, body, headers in cases:
+        real_status, real_body = _call(real, method, path, body, headers)
+        fake_status, fake_body = _call(fake, method, path, body, headers)
+        assert fake_status == real_status, (path, fake_body, real_body)
+        if real_body.get("kind") == "Status":
+            keep = ("kind", "status", "message", "reason", "details", "code")
+            assert {k: fake_body.get(k) for k in keep} == {k: real_body.get(k) for k in keep}, path
+        elif real_body["kind"] == "SelfSubjectReview":
+            assert fake_body["status"]["userInfo"]["username"] == real_body["status"]["userInfo"]["username"]
+        else:
+            assert fake_body["status"] == real_body["status"], path
