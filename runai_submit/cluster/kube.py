@@ -22,8 +22,8 @@ from ..errors import ConfigError, ServiceError
 from ..identity import Caller
 from ..model import CreatedObject
 from ..metrics import APISERVER_SECONDS
-from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .access import SELF_SUBJECT_REVIEW, SELF_SUBJECT_REVIEWS, AccessReviews
+from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .kinds import NAMESPACE, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
 
 log = logging.getLogger(__name__)
