@@ -197,10 +197,6 @@ class Authenticator:
         return Caller(user=found.user, groups=found.groups, mode="token", credentials=credentials, key=key,
                       claimed_user=claimed if claimed and claimed != found.user else None)
 
-    def forget(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
 
 def _claimed_user(headers: Mapping[str, str]) -> str:
     return (headers.get(USER_HEADER) or "").strip()
