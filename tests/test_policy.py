@@ -616,3 +616,20 @@ def test_the_policy_names_projects_not_namespaces(fake_api, tmp_path, namespace)
     client = policy_app(fake_api, tmp_path, f"projects: {{{project}: {{rules: {{gpu: {{max: 1}}}}}}}}").test_client()
     response = submit(client, {"project": project, "image": "x", "gpu": 2})
     assert errors_of(response) == [("/job/gpu", f"at most 1 GPU per job in project {project} (project policy)")]
+
+
+def test_the_readme_example_answers_as_documented(fake_api, tmp_path):
+    client = policy_app(fake_api, tmp_path, ISSUE_POLICY).test_client()
+
+    refused = submit(client, {"project": "team-b", "image": "docker.io/me/train", "gpu": 6, "hostNetwork": True})
+    accepted = submit(client, {"project": "team-b", "image": "nvcr.io/nvidia/pytorch:24.01-py3", "gpu": 2,
+                               "ttlAfterFinish": "2d"})
+
+    assert refused.json["message"] == "The job is not valid (4 problems)."
+    assert errors_of(refused) == [
+        ("/job/hostNetwork", "may not be set in project team-b (policy)"),
+        ("/job/ttlAfterFinish", "is required in project team-b (policy)"),
+        ("/job/gpu", "at most 4 GPUs per job in project team-b (policy)"),
+        ("/job/image", "must start with one of nvcr.io/, registry.example.com/ in project team-b (policy)"),
+    ]
+    assert (accepted.json["defaulted"], accepted.json["warnings"]) == (["cpu", "memory"], [])
