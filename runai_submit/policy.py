@@ -253,12 +253,12 @@ def apply_defaults(job: dict, policy: EffectivePolicy) -> Applied:
                     sets = f": the policy sets it to {_show(policy.defaults[imposed])}" if imposed else ""
                     errors.append(FieldError(f"/job/{wire}", f"may not be set {where}{sets} ({scope})"))
                     del merged[wire]  # judged: the other checks see the value the policy imposes
-    defaulted = []
-    for wire, value in policy.defaults.items():
-        if given(merged, canonical(wire)) or not default_applies(wire, merged):
-            continue
-        merged[wire] = copy.deepcopy(value)
-        defaulted.append(wire)
+    missing = {wire: value for wire, value in policy.defaults.items() if not given(merged, canonical(wire))}
+    # Whether a default means something is judged against the job with every missing default filled in,
+    # so the order of the defaults in the file does not matter (interactive: true and backoffLimit: 3).
+    context = {**merged, **missing}
+    defaulted = [wire for wire in missing if default_applies(wire, context)]
+    merged.update({wire: copy.deepcopy(missing[wire]) for wire in defaulted})
     return Applied(merged, defaulted, errors)
 
 

@@ -44,20 +44,20 @@ def psa_servers():
         yield batch, runai
 
 
-@pytest.fixture
-def batch_server(psa_servers):
-    server = psa_servers[0]
+def _reset_around(server: FakeApiServer):
     server.reset()
     yield server
     server.reset()
+
+
+@pytest.fixture
+def batch_server(psa_servers):
+    yield from _reset_around(psa_servers[0])
 
 
 @pytest.fixture
 def runai_server(psa_servers):
-    server = psa_servers[1]
-    server.reset()
-    yield server
-    server.reset()
+    yield from _reset_around(psa_servers[1])
 
 
 @pytest.fixture

@@ -275,6 +275,20 @@ def test_defaults_apply_only_where_the_field_means_something(fake_api, tmp_path)
     assert workload["spec"]["backoffLimit"] == 0
 
 
+def test_defaults_judge_where_they_apply_whatever_their_order(fake_api, tmp_path):
+    text = "defaults: {backoffLimit: 3, serviceType: ingress, preemptible: true, interactive: true, ports: [8888]}"
+    client = policy_app(fake_api, tmp_path, text).test_client()
+
+    response = submit(client, {"project": "team-a", "image": "x"}, query="?dryRun=true")
+
+    assert response.status_code == 200, response.json
+    assert response.json["defaulted"] == ["serviceType", "preemptible", "interactive", "ports"]
+    workload = response.json["manifests"][0]
+    assert workload["spec"]["backoffLimit"] == 0
+    assert workload["metadata"]["labels"]["priorityClassName"] == "interactive-preemptible"
+    assert [m["kind"] for m in response.json["manifests"]] == ["RunaiJob", "Service", "Ingress"]
+
+
 def test_a_default_that_clashes_with_the_job_says_it_is_a_default(fake_api, tmp_path):
     client = policy_app(fake_api, tmp_path, IMPOSED_POLICY).test_client()
 
@@ -499,11 +513,17 @@ def gpu_max(store: PolicyStore) -> object:
     return rule.source.get("max") if rule else None
 
 
-def test_a_changed_file_is_read_once_the_check_is_due(tmp_path):
+@pytest.fixture
+def watched(tmp_path):
+    """A policy file (gpu at most 4), its store checking every 5 s, and the store's clock."""
     path = tmp_path / "policy.yaml"
     path.write_text("rules: {gpu: {max: 4}}")
     clock = Clock()
-    store = PolicyStore(str(path), 5.0, clock=clock)
+    return path, clock, PolicyStore(str(path), 5.0, clock=clock)
+
+
+def test_a_changed_file_is_read_once_the_check_is_due(watched):
+    path, clock, store = watched
     ok_before = reloads("ok")
 
     path.write_text("rules: {gpu: {max: 6}}")
@@ -517,11 +537,8 @@ def test_a_changed_file_is_read_once_the_check_is_due(tmp_path):
     assert reloads("ok") == ok_before + 1
 
 
-def test_a_broken_file_keeps_the_last_good_policy_logs_an_error_and_counts_it(tmp_path, caplog):
-    path = tmp_path / "policy.yaml"
-    path.write_text("rules: {gpu: {max: 4}}")
-    clock = Clock()
-    store = PolicyStore(str(path), 5.0, clock=clock)
+def test_a_broken_file_keeps_the_last_good_policy_logs_an_error_and_counts_it(watched, caplog):
+    path, clock, store = watched
     errors_before = reloads("error")
 
     path.write_text("rules: {gpu: {max: four}, cpu: {options: []}}")
@@ -542,11 +559,8 @@ def test_a_broken_file_keeps_the_last_good_policy_logs_an_error_and_counts_it(tm
     assert gpu_max(store) == 2
 
 
-def test_a_vanished_file_keeps_the_last_good_policy_and_is_reported_once(tmp_path, caplog):
-    path = tmp_path / "policy.yaml"
-    path.write_text("rules: {gpu: {max: 4}}")
-    clock = Clock()
-    store = PolicyStore(str(path), 5.0, clock=clock)
+def test_a_vanished_file_keeps_the_last_good_policy_and_is_reported_once(watched, caplog):
+    path, clock, store = watched
     errors_before = reloads("error")
 
     path.unlink()
