@@ -21,7 +21,6 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ..errors import FieldError
 from ..policy import (
-    ALIASES,
     DESCRIBED,
     FIELDS,
     NO_DEFAULT,
@@ -322,5 +321,5 @@ def _unique(items: Any) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-__all__ = ["ALIASES", "EffectivePolicySchema", "PolicyInvalid", "PolicySchema", "RuleSchema", "ScopeSchema",
+__all__ = ["EffectivePolicySchema", "PolicyInvalid", "PolicySchema", "RuleSchema", "ScopeSchema",
            "load_policy", "load_policy_text"]
