@@ -70,8 +70,8 @@ class KubeCluster:
         self._namespaces: dict[str, str] = {}
         self._namespaces_read_at = float("-inf")
         # --- policy: namespace labels (Pod Security level) ---
-        self._labelled_namespaces: dict[str, dict[str, str]] = {}  # namespace -> labels, with the project map
-        self._other_namespaces: dict[str, tuple[float, dict[str, str]]] = {}  # found by the convention: (read at, labels)
+        self._labelled_namespaces: dict[str, dict[str, str]] = {}  # read with the project map
+        self._other_namespaces: dict[str, tuple[float, dict[str, str]]] = {}  # by convention: (read at, labels)
 
     @classmethod
     def from_settings(cls, settings: Settings, backend: str) -> KubeCluster:
@@ -130,7 +130,8 @@ class KubeCluster:
                             self.settings.namespace_template)
                 return
             self._namespaces = {item["metadata"]["labels"][QUEUE_LABEL]: item["metadata"]["name"] for item in items}
-            self._labelled_namespaces = {item["metadata"]["name"]: item["metadata"]["labels"] for item in items}  # policy
+            # policy: the labels of these namespaces (their Pod Security level) come with the map
+            self._labelled_namespaces = {item["metadata"]["name"]: item["metadata"]["labels"] for item in items}
             self._namespaces_read_at = time.monotonic()
 
     # --- policy: the labels of a project namespace (its Pod Security level) -------------------------

@@ -65,7 +65,8 @@ class RuleSchema(Schema):
     canEdit = StrictBoolean()
     min = fields.Raw(metadata={"description": "number, quantity or duration"})
     max = fields.Raw(metadata={"description": "number, quantity or duration"})
-    options = fields.List(fields.Raw(), error_messages={"invalid": "must be a list"}, metadata={"description": "the allowed values"})
+    options = fields.List(fields.Raw(), error_messages={"invalid": "must be a list"},
+                          metadata={"description": "the allowed values"})
     prefixes = fields.List(StrictString(validate=validate.Length(min=1, error="must not be empty")),
                            error_messages={"invalid": "must be a list"},
                            metadata={"description": "a string value must start with one of these"})
