@@ -58,7 +58,8 @@ def _service_account_rules(folder) -> list[dict]:
 def world(real_cluster, tmp_path_factory):
     tag = uuid.uuid4().hex[:6]
     a, b = f"auth-a-{tag}", f"auth-b-{tag}"
-    ns_a = real_cluster.create_namespace(f"runai-{a}", {"runai/queue": a})
+    ns_a = real_cluster.create_namespace(f"runai-{a}", {"runai/queue": a,
+                                                        "pod-security.kubernetes.io/enforce": "baseline"})
     ns_b = real_cluster.create_namespace(f"runai-{b}", {"runai/queue": b})
     home = real_cluster.create_namespace(f"auth-users-{tag}")
     alice = real_cluster.service_account_token(home, "alice")
@@ -158,6 +159,15 @@ def test_token_mode_the_second_user_gets_403_everywhere(real_cluster, world, tok
         deleted = token_client.delete("/api/job", json=[{"name": "x", "project": project}], headers=bearer(world.bob))
         assert deleted.json[0]["error"]["status"] == 403
     assert objects_in(real_cluster, world.ns_a) == objects_in(real_cluster, world.ns_b) == []
+
+
+def test_token_mode_pod_security_is_read_with_the_services_rights(real_cluster, world, token_client):
+    """alice may not read namespaces; the project's Pod Security level is still known at submit."""
+    response = token_client.post("/api/job", json={"job": {**JOB, "project": world.a, "hostNetwork": True}},
+                                 headers=bearer(world.alice))
+    assert response.status_code == 422, response.json
+    assert [e["field"] for e in response.json["errors"]] == ["/job/hostNetwork"]
+    assert objects_in(real_cluster, world.ns_a) == []
 
 
 def test_token_mode_a_garbage_token_is_a_401(world, token_client):

@@ -6,7 +6,8 @@ without the service's own token), or the service's credentials plus ``Impersonat
 New operations added to ``KubeCluster`` inherit that, because they all go through ``_request``.
 
 Only project discovery stays the service's: the namespace map (a cluster-scoped list that callers with rights in
-one project cannot make), whether a project's namespace exists, the workload-kind discovery and the version.
+one project cannot make), whether a project's namespace exists and its labels (the Pod Security level), the
+workload-kind discovery and the version.
 """
 from __future__ import annotations
 
@@ -61,6 +62,10 @@ class CallerCluster(KubeCluster):
 
     def namespace_exists(self, namespace: str) -> bool:
         return self._own.namespace_exists(namespace)
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """A project namespace's labels (its Pod Security level): discovery, read with the service's rights."""
+        return self._own.namespace_labels(namespace)
 
     def version(self) -> dict:
         return self._own.version()
