@@ -18,7 +18,7 @@ from typing import Any
 from . import report
 from .admin import Admin
 from .micro import micro_benchmark
-from .probes import background_load
+from .probes import Probe, background_load
 from .runner import Bench, Plan, run_config
 from .scenarios import DEFAULT_SCENARIOS, SCENARIOS
 from .servers import (DEFAULT_CONFIG, KIT, ROOT, ApiServer, Gunicorn, ServerConfig, connect_external,
@@ -127,8 +127,6 @@ def measure_baseline(api: ApiServer, admin: Admin, say) -> dict[str, float]:
     """What the control plane burns when nobody asks it anything, subtracted from the floor's CPU."""
     if not api.measured:
         return {}
-    from .probes import Probe
-
     probe = Probe(api.pids)
     deadline = time.monotonic() + 30
     while probe.control_plane_rate(0.5) > 0.15 and time.monotonic() < deadline:

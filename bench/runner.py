@@ -11,7 +11,7 @@ import string
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +39,12 @@ class Plan:
     soak_warmup: int = 1000
     soak_concurrency: int = 8
     settle_seconds: float = 30.0    # the longest wait for a quiet control plane before a measured run
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Bench:
     """The collaborators of the scenarios for one gunicorn configuration (see the module docstring)."""
 
-    #: A run tag in every project name, so that two runs against one external cluster never mix.
+    #: A run tag in every project name: a run's namespaces are recognisable, and two runs never share one.
     tag = "".join(random.choice(string.ascii_lowercase) for _ in range(3))
 
     def __init__(self, api: ApiServer, admin: Admin, service: Gunicorn, plan: Plan, tmp: Path, conf: Path,
@@ -108,8 +107,8 @@ class Bench:
     # --- measuring ---------------------------------------------------------------------------------
 
     def settle(self) -> float:
-        """Wait until the control plane is idle again (namespace deletion, garbage collection, controllers
-        catching up), so that its CPU in the next run is that run's. Returns the cores it used last."""
+        """Wait until the control plane is idle again (deletions, garbage collection, controllers catching up),
+        so that its CPU in the next run is that run's. Returns the cores it used last."""
         if not self.api.measured:
             return 0.0
         limit = max(0.10, 2.0 * self.baseline.get("control_plane", 0.0))

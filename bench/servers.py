@@ -150,7 +150,7 @@ class ApiServer:
     @property
     def real_floor(self) -> bool:
         """True when the floor is a real API server storing in etcd: what issue 13's targets are about."""
-        return self.kind != "fake" and not self.dry_run and bool(self.pids.get("etcd"))
+        return self.kind != "fake" and not self.dry_run
 
 
 def client_endpoint(kubeconfig: str, context: str | None = None) -> tuple[Endpoint, dict[str, str], str]:
@@ -203,19 +203,19 @@ def _listener(port: int) -> int | None:
 
 
 def local_pids(host: str, port: int) -> dict[str, list[int]]:
-    """For an API server on this machine: its pid (listening on ``port``) and etcd's (from ``--etcd-servers``)."""
+    """For an API server on this machine: its pid (listening on ``port``) and etcd's (from ``--etcd-servers``);
+    nothing unless both are found."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         return {}
     try:
         pid = _listener(port)
         if pid is None:
             return {}
-        out = {"apiserver": [pid]}
         for arg in psutil.Process(pid).cmdline():
             m = re.match(r"--etcd-servers=\w+://[^:/]+:(\d+)", arg)
             if m and (etcd := _listener(int(m.group(1)))):
-                out["etcd"] = [etcd]
-        return out
+                return {"apiserver": [pid], "etcd": [etcd]}
+        return {}  # the API server alone is no floor: its etcd's CPU would be missing
     except (psutil.Error, OSError):
         return {}
 
