@@ -5,12 +5,13 @@ references only) so that every call a request makes goes through the caller's ha
 """
 from __future__ import annotations
 
+from .insight import Insight
 from .jobs import Jobs, job_status, job_view
 from .submit import Submitter, SubmitResult
 
 
-class JobService(Submitter, Jobs):
-    """Every use case, over one cluster handle and the settings."""
+class JobService(Submitter, Insight):
+    """Every use case, over one cluster handle and the settings. ``Insight`` builds on ``Jobs``."""
 
 
-__all__ = ["JobService", "Jobs", "SubmitResult", "Submitter", "job_status", "job_view"]
+__all__ = ["Insight", "JobService", "Jobs", "SubmitResult", "Submitter", "job_status", "job_view"]
