@@ -61,6 +61,12 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
+# --- admin policy ---------------------------------------------------------------------------------------
+POLICY_RELOADS = Counter("runai_submit_policy_reloads",
+                         "Re-reads of a changed policy file, by result (ok, or error: the last good policy stays)",
+                         ["result"])
+
+
 # --- job insight ---------------------------------------------------------------------------------------
 
 LOG_STREAMS = Counter("runai_submit_log_streams",

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from .insight import Insight
 from .jobs import Jobs, job_status, job_view
+from .policy import Policies, PolicyStore
 from .submit import Submitter, SubmitResult
 
 
-class JobService(Submitter, Insight):
+class JobService(Submitter, Insight, Policies):
     """Every use case, over one cluster handle and the settings. ``Insight`` builds on ``Jobs``."""
 
 
-__all__ = ["Insight", "JobService", "Jobs", "SubmitResult", "Submitter", "job_status", "job_view"]
+__all__ = ["Insight", "JobService", "Jobs", "Policies", "PolicyStore", "SubmitResult", "Submitter", "job_status",
+           "job_view"]
