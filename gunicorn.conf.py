@@ -3,6 +3,8 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 _env = os.environ.get
 
 bind = _env("RUNAI_SUBMIT_BIND", f"0.0.0.0:{_env('RUNAI_SUBMIT_PORT', '8080')}")
@@ -23,6 +25,20 @@ keepalive = int(_env("RUNAI_SUBMIT_KEEPALIVE", "5"))
 worker_tmp_dir = _env("RUNAI_SUBMIT_WORKER_TMP_DIR") or None
 # The service logs one JSON line per request itself (with the request id); gunicorn's would repeat it.
 accesslog = None
+
+
+class ServiceLogger(Logger):
+    """gunicorn's logger without its access log, which the service writes itself (runai_submit.api.observability).
+
+    With ``logconfig_dict`` set, gunicorn builds every request's access-log atoms and hands them to the
+    ``gunicorn.access`` logger, whose lines go nowhere (no handler, see below): about 3 % of a submit's CPU.
+    """
+
+    def access(self, resp, req, environ, request_time):  # noqa: ARG002 - gunicorn's signature
+        return None
+
+
+logger_class = ServiceLogger
 errorlog = "-"
 logconfig_dict = {
     "version": 1,
