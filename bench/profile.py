@@ -7,7 +7,8 @@ that a change can be A/B-tested on a busy machine without trusting latencies:
 - ``--tool callgrind``: the worker runs under ``valgrind --tool=callgrind``; instructions per submit, counted
   only while the measured submits run (instrumentation switched on and off with ``callgrind_control -i``). Repeatable to a fraction of a percent
   whatever else the machine does: the instrument for A/B comparisons;
-- ``--tool pyspy``: ``py-spy record`` of the worker during the measured submits (raw stacks), summarised by
+- ``--tool pyspy``: ``py-spy record --gil`` of the worker during the measured submits (samples only while it
+  runs Python, so waits on a busy machine do not count; raw stacks), summarised by
   layer (gunicorn, werkzeug, flask, marshmallow, the kubernetes client, urllib3, ssl/socket, logging, ...);
 - ``--tool cprofile``: ``cProfile`` with a CPU clock (``time.process_time``) inside the worker, switched on and
   off around the measured submits by SIGUSR2 (``bench/profile_gunicorn.py``); the top functions by own time.
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"warm-up failed: {warm.errors} {errors}")
         admin.delete_bench_objects(namespace)
         workers = server.workers()
-        cpu_ms, p50s, counts = [], [], []
+        cpu_ms, sys_ms, p50s, counts = [], [], [], []
         for round_no in range(args.rounds):
             before = {w.pid: w.cpu_times() for w in workers}
             spy = None
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     subprocess.run(["callgrind_control", "-z", str(w.pid)], check=True, capture_output=True)
             elif args.tool == "pyspy":
                 spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(workers[0].pid), "-r", "200", "-f", "raw",
-                                        "-o", str(out / f"pyspy-{round_no}.txt"), "--nonblocking"],
+                                        "-o", str(out / f"pyspy-{round_no}.txt"), "--nonblocking", "--gil"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)
             elif args.tool == "cprofile":
@@ -223,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             ok = max(1, result.ok)
             if result.ok != args.requests:
                 print(f"round {round_no}: {result.errors} {errors}", file=sys.stderr)
-            used = sum((a.user + a.system) - (before[pid].user + before[pid].system) for pid, a in after.items())
-            cpu_ms.append(used * 1000 / ok)
+            user = sum(a.user - before[pid].user for pid, a in after.items())
+            system = sum(a.system - before[pid].system for pid, a in after.items())
+            cpu_ms.append((user + system) * 1000 / ok)
+            sys_ms.append(system * 1000 / ok)
             p50s.append(result.pct(0.5))
             if args.tool == "callgrind":
                 total = 0
@@ -245,13 +248,14 @@ def main(argv: list[str] | None = None) -> int:
                     os.kill(w.pid, signal.SIGUSR2)  # off, and dump
                 time.sleep(0.5)
             admin.delete_bench_objects(namespace)
-            line = f"round {round_no}: {result.ok} submits, worker CPU {cpu_ms[-1]:.3f} ms/submit, p50 {p50s[-1]:.2f} ms"
+            line = f"round {round_no}: {result.ok} submits, worker CPU {cpu_ms[-1]:.3f} ms/submit ({sys_ms[-1]:.3f} in the kernel), p50 {p50s[-1]:.2f} ms"
             if counts:
                 line += f", {counts[-1] / 1e6:.3f} M instructions/submit"
             print(line, flush=True)
         print(f"\n{args.job} job, gunicorn {args.config.label}, concurrency {args.concurrency}, "
               f"{args.rounds} x {args.requests} submits:")
-        print(f"  worker CPU per submit: median {statistics.median(cpu_ms):.3f} ms (min {min(cpu_ms):.3f})")
+        print(f"  worker CPU per submit: median {statistics.median(cpu_ms):.3f} ms (min {min(cpu_ms):.3f}), "
+              f"of which in the kernel: median {statistics.median(sys_ms):.3f} ms")
         if counts:
             print(f"  instructions per submit (callgrind): median {statistics.median(counts) / 1e6:.3f} M "
                   f"(spread {(max(counts) - min(counts)) / max(1.0, statistics.median(counts)) * 100:.2f} %)")
