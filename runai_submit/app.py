@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
-from pythonjsonlogger.json import JsonFormatter
 
 from .api import register_blueprints, register_error_handlers
 from .api.observability import RequestIdFilter, register_observability
@@ -19,6 +18,7 @@ from .cluster import Cluster, check_connection_settings, connect
 from .config import Settings
 from .errors import ServiceError
 from .identity import Authenticator, Caller, Identity
+from .jsonlog import FastJsonFormatter
 from .service import JobService, PolicyStore
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.runai_submit = True
     if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter(
+        handler.setFormatter(FastJsonFormatter(
             "{levelname}{name}{message}", style="{", timestamp="time",
             rename_fields={"levelname": "level", "name": "logger"},
         ))
