@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 
 from .api import register_blueprints, register_error_handlers
+from .api.jsonprovider import FastJSONProvider
 from .api.observability import RequestIdFilter, register_observability
 from .api.openapi import docs
 from .cluster import Cluster, check_connection_settings, connect
@@ -125,6 +126,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
     configure_logging(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json = FastJSONProvider(app)  # issue 13: Flask's answers, encoded by orjson
     app.json.sort_keys = False
     policy_store = PolicyStore(settings.policy_file, settings.policy_reload_seconds)
     if cluster is not None:

@@ -23,7 +23,7 @@ from ..config import Settings
 from ..errors import ConfigError, ServiceError
 from ..identity import Caller
 from ..model import CreatedObject
-from ..metrics import APISERVER_SECONDS
+from ..metrics import APISERVER_SECONDS, child
 from .access import SELF_SUBJECT_REVIEW, SELF_SUBJECT_REVIEWS, AccessReviews
 from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .kinds import NAMESPACE, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
@@ -314,13 +314,13 @@ class KubeCluster(KubeInsight):
                 response = transport.send(method, path, self._identify(call_headers), payload,
                                           timeout or self._timeout, stream=stream)
                 if stream and response.status in expect:
-                    APISERVER_SECONDS.labels(verb, kind, str(response.status)).observe(time.perf_counter() - started)
+                    child(APISERVER_SECONDS, verb, kind, str(response.status)).observe(time.perf_counter() - started)
                     return response.status, response, response.headers
                 data = response.data
             except TRANSPORT_ERRORS as exc:
-                APISERVER_SECONDS.labels(verb, kind, "error").observe(time.perf_counter() - started)
+                child(APISERVER_SECONDS, verb, kind, "error").observe(time.perf_counter() - started)
                 raise error_from_transport(exc, what=what, retry_after=self.settings.retry_after_seconds) from exc
-            APISERVER_SECONDS.labels(verb, kind, str(response.status)).observe(time.perf_counter() - started)
+            child(APISERVER_SECONDS, verb, kind, str(response.status)).observe(time.perf_counter() - started)
             if response.status in expect:
                 return response.status, data, response.headers
             error = error_from_response(response.status, data, response.headers, what=what,
