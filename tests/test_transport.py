@@ -159,3 +159,13 @@ def test_the_audit_digest_is_the_hash_of_the_sorted_compact_json() -> None:
     for chosen in ([manifests[0]], manifests[:-1], manifests):
         canonical = json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()
         assert manifests_digest(chosen) == "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def test_a_server_url_with_a_path_keeps_it(recorder) -> None:
+    """A cluster behind a gateway (server: https://gateway/k8s/clusters/c-1): every call goes under that path."""
+    cluster = cluster_for(f"http://127.0.0.1:{recorder.server_port}/k8s/clusters/c-1/")
+    cluster.get("ns", RUNAI_JOB, "job-1")
+    cluster.list(RUNAI_JOB, "ns", label_selector="a=b")
+    assert [s["path"] for s in recorder.seen] == ["/k8s/clusters/c-1/apis/run.ai/v1/namespaces/ns/runaijobs/job-1",
+                                                  "/k8s/clusters/c-1/apis/run.ai/v1/namespaces/ns/runaijobs"
+                                                  "?labelSelector=a%3Db"]

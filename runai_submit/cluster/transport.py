@@ -42,6 +42,8 @@ class Transport:
         self.configuration = api_client.configuration
         self.pool = api_client.rest_client.pool_manager
         self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
+        self._pools: dict[str, Any] = {}     # configuration.host -> its connection pool (False: via the manager)
+        self._prefixes: dict[str, str] = {}  # configuration.host -> the path prefix of the server URL
 
     def headers(self, auth_settings: tuple[str, ...], extra: dict[str, str] | None) -> dict[str, str]:
         """The headers of one call: JSON, ``extra``, the client's defaults, then the named auth settings.
@@ -71,8 +73,26 @@ class Transport:
         Transport failures raise urllib3's exceptions (``cluster.errors.TRANSPORT_ERRORS``). Redirects are not
         followed: an API server does not redirect, and a 3xx becomes an error like any unexpected status.
         """
-        return self.pool.urlopen(method, self.configuration.host + path, body=body, headers=headers,
-                                 timeout=self._timeout(timeout), preload_content=not stream, redirect=False)
+        host = self.configuration.host
+        pool = self._pools.get(host)
+        if pool is None or pool.pool is None:  # first call to this host, or the pool was closed
+            pool = self._pools[host] = self._pool_for(host)
+        if pool is False:
+            return self.pool.urlopen(method, host + path, body=body, headers=headers,
+                                     timeout=self._timeout(timeout), preload_content=not stream, redirect=False)
+        # The host's connection pool, as PoolManager.urlopen would pick it (parsing the URL on every call).
+        return pool.urlopen(method, self._prefixes[host] + path, body=body, headers=headers,
+                            timeout=self._timeout(timeout), preload_content=not stream, redirect=False,
+                            assert_same_host=False)
+
+    def _pool_for(self, host: str) -> Any:
+        """The connection pool of ``host``; False behind an HTTP(S) proxy, where the manager adds its headers."""
+        if isinstance(self.pool, urllib3.ProxyManager):
+            return False
+        # A server URL may carry a path (a cluster behind a gateway, e.g. https://rancher/k8s/clusters/c-1).
+        self._prefixes[host] = urllib3.util.parse_url(host).path or ""
+        self._prefixes[host] = self._prefixes[host].rstrip("/")
+        return self.pool.connection_from_url(host)
 
     def _timeout(self, timeout: tuple[float, float]) -> urllib3.Timeout:
         found = self._timeouts.get(timeout)
