@@ -1,4 +1,5 @@
 """gunicorn settings, from the environment. See README "Operating" for the reasons behind each default."""
+import logging
 import os
 import shutil
 import tempfile
@@ -39,6 +40,14 @@ class ServiceLogger(Logger):
 
 
 logger_class = ServiceLogger
+
+# No log line of the service shows the source file, line, thread or process of the call that logged it (see
+# the formats above and runai_submit.app.configure_logging), so the workers need not look them up for each
+# record: https://docs.python.org/3/howto/logging.html#optimization (set here, before the workers fork).
+logging._srcfile = None
+logging.logThreads = False
+logging.logProcesses = False
+logging.logMultiprocessing = False
 errorlog = "-"
 logconfig_dict = {
     "version": 1,
