@@ -73,9 +73,16 @@ def _floor(job: str) -> Callable[[], Scenario]:
     return make
 
 
+def _auth() -> Scenario:
+    from .auth import TokenVsHeader
+
+    return TokenVsHeader()
+
+
 #: Every scenario by name (``--scenarios``), and those a plain ``make bench`` runs, in order.
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "seed": _floor("seed"),
     "maximal": _floor("maximal"),
+    "auth": _auth,  # issue 9: token mode (cached review) beside header mode
 }
-DEFAULT_SCENARIOS = ("seed", "maximal")
+DEFAULT_SCENARIOS = ("seed", "maximal", "auth")
