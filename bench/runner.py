@@ -39,6 +39,7 @@ class Plan:
     soak_warmup: int = 1000
     soak_concurrency: int = 8
     settle_seconds: float = 30.0    # the longest wait for a quiet control plane before a measured run
+    client_keepalive: bool = True   # False: every request to the service says Connection: close
 
 
 class Bench:
@@ -188,6 +189,8 @@ class Bench:
                 headers: dict[str, str] | None = None) -> Work:
         """Submits of ``job`` into ``project`` through the service (this configuration's, or ``service``)."""
         service = service or self.service
+        if not self.plan.client_keepalive:  # --client-close: a new connection per request, as some balancers do
+            headers = {**(headers or {}), "Connection": "close"}
         return service_work(service.endpoint, job_in(job, project), self.api.dry_run, self.errors, headers)
 
     def start_service(self, *, env: dict[str, str], name: str) -> Gunicorn:
