@@ -1,22 +1,15 @@
-"""The OpenAPI document: valid, complete (derived from the app's own routes), served with a CDN-free docs page,
-and true of the API (property-based, with schemathesis, against the fake API server)."""
+"""The OpenAPI document: valid, complete (derived from the app's own routes), served with a CDN-free docs page.
+That it is true of the API is the fuzzing gate's job (test_openapi_fuzz.py)."""
 from __future__ import annotations
 
 import re
-import tempfile
 from urllib.parse import urljoin
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 from openapi_spec_validator import validate
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from runai_submit import schemas
 from runai_submit.app import create_app
-from tests.conftest import SEED_JOB, make_app
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 # Served by Flask or by the docs blueprint for the docs page itself; not API operations.
@@ -168,72 +161,3 @@ def test_unknown_docs_asset_is_a_404_envelope(offline_app):
     response = offline_app.test_client().get("/api/docs/nope.js")
     assert response.status_code == 404
     assert response.json["status"] == 404
-
-
-# --- property-based: the API against its own document ------------------------------------------------
-
-
-def _served_document() -> dict:
-    """The document exactly as ``GET /api/openapi.json`` serves it (the route needs no cluster)."""
-    with tempfile.TemporaryDirectory() as folder:
-        app = create_app({"backend": "offline", "offline_dir": folder})
-        response = app.test_client().get("/api/openapi.json")
-    assert response.status_code == 200
-    return response.json
-
-
-# Loaded at import time, as schemathesis' pytest integration needs; the lazy ``from_fixture`` loader does
-# not work with pytest 9 (it sets ``node._nodeid``). The requests go to ``fake_backed_app`` (below).
-schema = schemathesis.openapi.from_dict(_served_document())
-
-
-@pytest.fixture(scope="module")
-def fake_backed_app(fake_api_session, tmp_path_factory):
-    """The app backed by the session's fake API server, with a few jobs to list, get and delete."""
-    fake_api_session.reset()
-    app = make_app(fake_api_session, tmp_path_factory.mktemp("schemathesis"))
-    client = app.test_client()
-    for name in ("alpha", "beta"):
-        job = {**SEED_JOB, "name": name, "ports": [80], "serviceType": "clusterip"}
-        response = client.post("/api/job", json={"job": job}, headers={"RA-USER": "john"})
-        assert response.status_code == 200, response.json
-    yield app
-    fake_api_session.reset()
-
-
-def flatmap_body(context, body):
-    """Also send each generated job as a few of its own fields in an existing project with a valid image, so
-    that generated jobs get past validation and reach the API server."""
-    if isinstance(body, dict) and isinstance(body.get("job"), dict):
-        fields = sorted(set(body["job"]) - {"name", "jobNamePrefix", "project", "image"})
-        base = {"project": "team-a", "image": "busybox:1.36"}
-        steered = st.lists(st.sampled_from(fields), max_size=4, unique=True).map(
-            lambda keep: {"job": {**{key: body["job"][key] for key in keep}, **base}}) if fields else st.just(
-            {"job": base})
-        return st.one_of(steered, st.just(body))
-    return st.just(body)
-
-
-def flatmap_path_parameters(context, parameters):
-    """Sometimes ask for the jobs and the project that exist."""
-    if not parameters:
-        return st.just(parameters)
-    if "name" in parameters:
-        return st.sampled_from([{**parameters, "project": "team-a", "name": "alpha"}, parameters])
-    if "project" in parameters:
-        return st.sampled_from([{**parameters, "project": "team-a"}, parameters])
-    return st.just(parameters)
-
-
-@schema.hooks.apply(flatmap_body)
-@schema.hooks.apply(flatmap_path_parameters)
-@schema.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_document(case, fake_backed_app):
-    """No 5xx, every answer matches the document (bodies of 2xx and of the error envelope), and a job read by
-    name is the job of that name."""
-    response = case.call_and_validate(app=fake_backed_app, checks=[not_a_server_error, response_schema_conformance])
-    if case.path == "/api/v1/job/{project}/{name}" and case.method.upper() == "GET" and response.status_code == 200:
-        job = response.json()
-        assert (job["project"], job["name"]) == (case.path_parameters["project"], case.path_parameters["name"])

@@ -7,13 +7,13 @@ from typing import Any
 from flask import current_app, g, request
 
 from ..config import Settings
-from ..errors import BadRequest, FieldError, PayloadTooLarge, ValidationFailed
-from ..identity import Caller, caller_from_headers
-from ..render.names import DNS1123_LABEL
-from ..service import JobService
+from marshmallow import Schema, ValidationError
 
-_TRUE = ("true", "1", "all", "yes")
-_FALSE = ("false", "0", "no", "")
+from ..errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
+from ..identity import Caller, caller_from_headers
+from ..schemas import flatten_errors
+from ..schemas.params import ProjectPathSchema, QueryFlag
+from ..service import JobService
 
 
 def state() -> Any:
@@ -65,17 +65,40 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def parameters(schema: Schema, values: Any, *, error: type[ServiceError] = ValidationFailed) -> dict:
+    """Path or query parameters read by ``schema`` (the schema the OpenAPI document shows); every problem at once.
+
+    Each problem points at the parameter by name (``/project``), as a field error points into a body.
+    """
+    try:
+        return schema.load(values)
+    except ValidationError as exc:
+        problems = flatten_errors(exc.messages)
+        summary = "; ".join(f"{problem.field.lstrip('/')} {problem.message}" for problem in problems)
+        raise error(f"Invalid parameters: {summary}.", errors=problems) from None
+
+
+_FLAG = QueryFlag()
+
+
 def flag(name: str) -> bool:
-    """A boolean query parameter: true/false (and 1/0, yes/no); anything else is a 400."""
-    value = request.args.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
+    """A boolean query parameter: exactly true or false (absent is false); anything else is a 400."""
+    if name not in request.args:
         return False
-    raise BadRequest(f"Query parameter {name} must be true or false, not {value!r}.")
+    try:
+        return _FLAG.deserialize(request.args[name])
+    except ValidationError as exc:
+        raise BadRequest(f"Query parameter {name} must be true or false, not {request.args[name]!r}.",
+                         errors=flatten_errors(exc.messages, f"/{name}")) from None
+
+
+_PROJECT = ProjectPathSchema()
 
 
 def check_project(project: str, pointer: str = "/project") -> None:
-    if not DNS1123_LABEL.match(project) or len(project) > 63:
+    """A project name as the path and query parameters take it (a DNS-1123 label), or a 422 at ``pointer``."""
+    try:
+        _PROJECT.load({"project": project})
+    except ValidationError as exc:
         raise ValidationFailed(f"{project!r} is not a project name.",
-                               errors=[FieldError(pointer, "must be a DNS-1123 label")])
+                               errors=flatten_errors(exc.messages["project"], pointer)) from None

@@ -6,7 +6,7 @@ from flask import Blueprint, Response
 from .. import __version__, schemas
 from ..metrics import exposition
 from .common import service, state
-from .spec import ok
+from .spec import CLUSTER, responses
 
 blueprint = Blueprint("system", __name__)
 
@@ -41,12 +41,17 @@ def readyz() -> dict:
 
 
 OPERATIONS: dict[str, dict[str, dict]] = {
-    "/api/v1/projects": {"get": {"summary": "Projects this service can submit to", "responses": ok("ProjectList")}},
-    "/api/v1/version": {"get": {"summary": "Service and Kubernetes versions", "responses": ok("Version")}},
-    "/healthz": {"get": {"summary": "Liveness", "responses": ok("Health")}},
-    "/readyz": {"get": {"summary": "Readiness: the API server answers", "responses": ok("Health")}},
-    "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
-        "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    "/api/v1/projects": {"get": {"summary": "Projects this service can submit to",
+                                 "responses": responses("ProjectList", errors={**CLUSTER})}},
+    "/api/v1/version": {"get": {"summary": "Service and Kubernetes versions",
+                                "responses": responses("Version", errors={**CLUSTER})}},
+    "/healthz": {"get": {"summary": "Liveness: the process answers (the cluster is not asked)",
+                         "responses": responses("Health", errors={})}},
+    "/readyz": {"get": {"summary": "Readiness: the API server answers",
+                        "responses": responses("Health", "Ready.", errors={**CLUSTER})}},
+    "/metrics": {"get": {"summary": "Prometheus metrics",
+                         "responses": responses({"type": "string"}, "Prometheus text format", errors={},
+                                                content_type="text/plain")}},
 }
 
 COMPONENTS = {

@@ -1,0 +1,171 @@
+"""The fuzzing gate's machinery: schemathesis with every check, positive and negative data, over the served document.
+
+Used by ``tests/test_openapi_fuzz.py`` (the gate in ``make test``: a few examples per operation) and by
+``make fuzz`` (the same test with ``RUNAI_SUBMIT_FUZZ_EXAMPLES`` examples per operation, against the fake API
+server and the real control plane, with a report of the counts).
+
+Besides schemathesis' own checks, every generated request is followed by *steered* variants (`steer`): the same
+generated job reduced to a few of its fields in a project that exists, reads and deletes of jobs that exist. A
+generated job seldom names an existing project, so without them the fuzzing would rarely get past a 404 to the
+code that creates, reads and deletes objects in the cluster.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import schemathesis
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from runai_submit.app import create_app
+
+SEED = 20_240_617
+GATE_EXAMPLES = 20  # per operation and mode, in make test
+EXAMPLES = int(os.environ.get("RUNAI_SUBMIT_FUZZ_EXAMPLES", GATE_EXAMPLES))
+REPORT = os.environ.get("RUNAI_SUBMIT_FUZZ_REPORT", "")
+PROJECT = "fuzz"              # the project the steered requests use; each backend creates it
+EXISTING_JOBS = ("alpha", "beta")
+IMAGE = "busybox:1.36"
+SUBMIT_PATHS = ("/api/job", "/api/v1/job", "/api/v1/jobs")
+
+
+def served_document() -> dict:
+    """The document exactly as ``GET /api/openapi.json`` serves it (the route needs no cluster)."""
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app({"backend": "offline", "offline_dir": folder, "log_level": "warning"})
+        response = app.test_client().get("/api/openapi.json")
+    assert response.status_code == 200
+    return response.json
+
+
+def load_schema(document: dict, examples: int = EXAMPLES) -> Any:
+    """Schemathesis over ``document``: every check, positive and negative data, seeded and bounded."""
+    config = schemathesis.Config.from_dict({
+        "seed": SEED,
+        "suppress-health-check": ["all"],  # slow generation of the big Job schema is expected, not a problem
+        "generation": {"mode": "all", "max-examples": examples, "database": "none", "deterministic": False},
+    })
+    return schemathesis.openapi.from_dict(document, config=config)
+
+
+def word_rules(document: dict) -> set[str]:
+    """Every rule the document states only in words (``x-rules``, see schemas/fields.py)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            found.update(node.get("x-rules", ()))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    return found
+
+
+def refused_only_for_word_rules(body: Any, rules: set[str]) -> bool:
+    """True when a 422 names at least one problem and each starts with a rule the document states in words."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return bool(errors) and all(any(error.get("message", "").startswith(rule) for rule in rules) for error in errors)
+
+
+def make_acceptance_check(rules: set[str]) -> Any:
+    """schemathesis' positive_data_acceptance, except that schema-valid data may be refused with a 422 for a rule
+    the document states in words (a rule across fields, a rule on object keys: OpenAPI 3.0 has no keyword for
+    them). Any other refusal of schema-valid data still fails."""
+
+    def positive_data_acceptance_but_word_rules(ctx: Any, response: Any, case: Any) -> bool | None:
+        if response.status_code == 422 and refused_only_for_word_rules(_json(response), rules):
+            return None
+        return positive_data_acceptance(ctx, response, case)
+
+    return positive_data_acceptance_but_word_rules
+
+
+def _json(response: Any) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+# --- counts for the report ------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """Cases sent per operation, by status and generation mode; failures with their first line."""
+
+    backend: str
+    started: float = field(default_factory=time.monotonic)
+    statuses: dict[str, collections.Counter] = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+    modes: collections.Counter = field(default_factory=collections.Counter)
+    failures: list[str] = field(default_factory=list)
+
+    def record(self, label: str, status: int, mode: str) -> None:
+        self.statuses[label][status] += 1
+        self.modes[mode] += 1
+
+    @property
+    def cases(self) -> int:
+        return sum(sum(counter.values()) for counter in self.statuses.values())
+
+    def server_errors(self) -> int:
+        return sum(count for counter in self.statuses.values() for status, count in counter.items() if status >= 500)
+
+    def report(self) -> dict:
+        return {
+            "backend": self.backend,
+            "examples_per_operation": EXAMPLES,
+            "seed": SEED,
+            "cases": self.cases,
+            "by_mode": dict(self.modes),
+            "server_errors": self.server_errors(),
+            "failures": len(self.failures),
+            "failure_lines": self.failures,
+            "seconds": round(time.monotonic() - self.started, 1),
+            "operations": {label: dict(sorted(counter.items())) for label, counter in sorted(self.statuses.items())},
+        }
+
+
+# --- steering: the generated data, aimed at things that exist --------------------------------------
+
+
+def steer(case: Any, existing_jobs: tuple[str, ...] = EXISTING_JOBS) -> list[dict]:
+    """Variants of ``case`` aimed at the project and jobs that exist: keyword arguments of ``operation.Case``.
+
+    Deterministic: the fields kept are chosen by a generator seeded from the case's own data.
+    """
+    if case.meta is None or any(component.mode.is_negative for component in case.meta.components.values()):
+        return []  # only schema-valid data is worth aiming: negative data is refused before it gets anywhere
+    method, path = case.method.upper(), case.operation.path
+    headers = {"RA-USER": (case.headers or {}).get("RA-USER") or "fuzzer"}
+    if method == "POST" and path in SUBMIT_PATHS and isinstance(case.body, dict) \
+            and isinstance(case.body.get("job"), dict):
+        job = case.body["job"]
+        chooser = random.Random(json.dumps(job, sort_keys=True, default=str))
+        optional = sorted(set(job) - {"project", "image", "name"})
+        kept = chooser.sample(optional, k=min(len(optional), chooser.randint(0, 4)))
+        steered = {"project": PROJECT, "image": IMAGE, **{key: job[key] for key in kept}}
+        query = {"dryRun": "true"} if chooser.random() < 0.25 else {}
+        return [{"body": {"job": steered}, "headers": headers, "query": query}]
+    if method == "GET" and path == "/api/v1/job/{project}/{name}":
+        return [{"path_parameters": {"project": PROJECT, "name": name}} for name in existing_jobs[:1]]
+    if method == "GET" and path == "/api/v1/job/{project}":
+        return [{"path_parameters": {"project": PROJECT}, "query": _user_filter(case)}]
+    if method == "GET" and path in ("/api/job", "/api/v1/jobs"):
+        return [{"query": {"project": PROJECT, **_user_filter(case)}}]
+    return []
+
+
+def _user_filter(case: Any) -> dict:
+    user = (case.query or {}).get("user")
+    return {"user": user} if isinstance(user, str) else {}
