@@ -129,8 +129,8 @@ class Tally:
             "cases": self.cases,
             "by_mode": dict(self.modes),
             "server_errors": self.server_errors(),
-            "failures": len(self.failures),
-            "failure_lines": self.failures,
+            "failures": len(set(self.failures)),  # hypothesis replays a failing case while it shrinks it
+            "failure_lines": sorted(set(self.failures)),
             "seconds": round(time.monotonic() - self.started, 1),
             "operations": {label: dict(sorted(counter.items())) for label, counter in sorted(self.statuses.items())},
         }
@@ -169,3 +169,31 @@ def steer(case: Any, existing_jobs: tuple[str, ...] = EXISTING_JOBS) -> list[dic
 def _user_filter(case: Any) -> dict:
     user = (case.query or {}).get("user")
     return {"user": user} if isinstance(user, str) else {}
+
+
+def summarize(paths: list[str]) -> str:
+    """The reports of one ``make fuzz`` as a few lines: per backend and in all."""
+    lines, total_cases, total_5xx, total_failures, total_seconds = [], 0, 0, 0, 0.0
+    for path in sorted(paths):
+        with open(path) as source:
+            report = json.load(source)
+        statuses: collections.Counter = collections.Counter()
+        for counts in report["operations"].values():
+            statuses.update({int(status): count for status, count in counts.items()})
+        lines.append(f"{report['backend']:>5}: {report['cases']:>6} cases ({report['examples_per_operation']} examples per "
+                     f"operation, seed {report['seed']}) in {report['seconds']:.0f} s; by mode {report['by_mode']}")
+        lines.append(f"       statuses {dict(sorted(statuses.items()))}")
+        lines.append(f"       {report['server_errors']} 5xx, {report['failures']} failures"
+                     + "".join(f"\n         {line}" for line in report["failure_lines"]))
+        total_cases += report["cases"]
+        total_5xx += report["server_errors"]
+        total_failures += report["failures"]
+        total_seconds += report["seconds"]
+    lines.append(f"total: {total_cases} cases in {total_seconds:.0f} s, {total_5xx} 5xx, {total_failures} failures")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(summarize(sys.argv[1:]) if sys.argv[1:] else "no fuzz reports (did the run start?)")

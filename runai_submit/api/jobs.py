@@ -101,6 +101,7 @@ def _audit_requested(audit: dict, payload: Any) -> None:
 # --- the OpenAPI description of the views above ----------------------------------------------------
 
 SUBMIT = {
+    "tags": ["jobs"],
     "summary": "Submit a job",
     "description": "Validates every parameter, renders the job's objects and creates them all or none. Rules that "
                    "span fields are stated in the fields' descriptions (and listed under x-rules); every broken "
@@ -119,11 +120,13 @@ SUBMIT = {
     }),
 }
 LIST = {
+    "tags": ["jobs"],
     "summary": "List jobs",
     "parameters": [{"in": "query", "schema": ListQuerySchema}],
     "responses": responses("JobList", errors={404: "The project has no namespace.", **BAD_PARAMETER, **CLUSTER}),
 }
 DELETE = {
+    "tags": ["jobs"],
     "summary": "Delete jobs",
     "description": "A body with any malformed item deletes nothing (422 naming each bad item). Otherwise one result "
                    "per item, in order: the workload goes with its Service and Ingress, the job's claims only with "
@@ -141,15 +144,20 @@ DELETE = {
 }
 
 OPERATIONS: dict[str, dict[str, dict]] = {
-    "/api/job": {"post": SUBMIT, "get": LIST, "delete": DELETE},
-    "/api/v1/job": {"post": SUBMIT},
-    "/api/v1/jobs": {"post": SUBMIT, "get": LIST, "delete": DELETE},
+    "/api/job": {"post": {**SUBMIT, "operationId": "submitJob"}, "get": {**LIST, "operationId": "listJobs"},
+                 "delete": {**DELETE, "operationId": "deleteJobs"}},
+    # The aliases of the contract (§1): the same operations, named apart as OpenAPI requires.
+    "/api/v1/job": {"post": {**SUBMIT, "operationId": "submitJobV1"}},
+    "/api/v1/jobs": {"post": {**SUBMIT, "operationId": "submitJobV1Jobs"}, "get": {**LIST, "operationId": "listJobsV1"},
+                     "delete": {**DELETE, "operationId": "deleteJobsV1"}},
     "/api/v1/job/{project}": {"get": {
+        "operationId": "listProjectJobs", "tags": ["jobs"],
         "summary": "List a project's jobs",
         "parameters": [{"in": "path", "schema": ProjectPathSchema}, {"in": "query", "schema": UserFilterSchema}],
         "responses": responses("JobList", errors={404: "The project has no namespace.", **BAD_PARAMETER, **CLUSTER}),
     }},
     "/api/v1/job/{project}/{name}": {"get": {
+        "operationId": "getJob", "tags": ["jobs"],
         "summary": "One job with its status",
         "parameters": [{"in": "path", "schema": JobPathSchema}],
         "responses": responses("JobView", errors={404: "The project has no namespace, or it has no such job.",

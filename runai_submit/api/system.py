@@ -40,18 +40,21 @@ def readyz() -> dict:
     return state().readiness()
 
 
+def _operation(operation_id: str, summary: str, answers: dict) -> dict:
+    return {"get": {"operationId": operation_id, "tags": ["system"], "summary": summary, "responses": answers}}
+
+
 OPERATIONS: dict[str, dict[str, dict]] = {
-    "/api/v1/projects": {"get": {"summary": "Projects this service can submit to",
-                                 "responses": responses("ProjectList", errors={**CLUSTER})}},
-    "/api/v1/version": {"get": {"summary": "Service and Kubernetes versions",
-                                "responses": responses("Version", errors={**CLUSTER})}},
-    "/healthz": {"get": {"summary": "Liveness: the process answers (the cluster is not asked)",
-                         "responses": responses("Health", errors={})}},
-    "/readyz": {"get": {"summary": "Readiness: the API server answers",
-                        "responses": responses("Health", "Ready.", errors={**CLUSTER})}},
-    "/metrics": {"get": {"summary": "Prometheus metrics",
-                         "responses": responses({"type": "string"}, "Prometheus text format", errors={},
-                                                content_type="text/plain")}},
+    "/api/v1/projects": _operation("listProjects", "Projects this service can submit to",
+                                   responses("ProjectList", errors={**CLUSTER})),
+    "/api/v1/version": _operation("getVersion", "Service and Kubernetes versions",
+                                  responses("Version", errors={**CLUSTER})),
+    "/healthz": _operation("liveness", "Liveness: the process answers (the cluster is not asked)",
+                           responses("Health", errors={})),
+    "/readyz": _operation("readiness", "Readiness: the API server answers",
+                          responses("Health", "Ready.", errors={**CLUSTER})),
+    "/metrics": _operation("metrics", "Prometheus metrics",
+                           responses({"type": "string"}, "Prometheus text format", errors={}, content_type="text/plain")),
 }
 
 COMPONENTS = {
