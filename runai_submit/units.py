@@ -22,6 +22,8 @@ _SUFFIX_WITH_BYTES = r"(?:[eE][-+]?[0-9]{1,2}|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|
 POSITIVE_QUANTITY = re.compile(f"^{_POSITIVE_NUMBER}{_SUFFIX}$")
 # What the API accepts: the above, or with the seed page's "GB"-style suffixes.
 POSITIVE_QUANTITY_INPUT = re.compile(f"^{_POSITIVE_NUMBER}{_SUFFIX_WITH_BYTES}$")
+# A well-formed quantity of zero ("0", "0.0Gi"): refused with its own message.
+ZERO_QUANTITY = re.compile(f"^[+-]?(?:0+(?:\\.0*)?|\\.0+){_SUFFIX_WITH_BYTES}$")
 # Go's time.ParseDuration syntax plus "d" for days (not weeks, months or years: ambiguous), without a sign:
 # every duration this service takes is 0 or more.
 _DURATION_UNITS = "ns|us|µs|μs|ms|s|m|h|d"

@@ -29,11 +29,20 @@ What it reproduces from the real kube-apiserver:
   registries return it; the v37 client deserialises V1Service/V1PersistentVolumeClaim);
   so does this fake, then it finishes the deletion at once (it plays the
   controllers' part).  Objects with finalizers of your own stay, marked for deletion.
+* identities (issue 9): bearer tokens (``add_user``; the server's own token is ``system:admin`` in
+  ``system:masters`` unless redefined), ``Impersonate-User``/``Impersonate-Group`` (the requester needs the
+  ``impersonate`` verb on users/groups), SelfSubjectReview, SelfSubjectAccessReview, SubjectAccessReview and
+  a small RBAC table (``grant``), with the real server's 401/403 bodies; ``callers`` records who made each call;
 * ``validate=False`` skips schema and semantic checks (only a name is required).
 * a delayed request is still carried out after its delay, even if the client gave
   up meanwhile -- like a slow real server.
 
 Plus test helpers: fault injection, delays, refusing connections.
+
+Job insight (see the section of that name in the class): Pods and Events (with the field selectors of the
+real server), the pod log subresource (text/plain; ``follow`` streams chunked until the pod ends), JSON
+merge PATCH of Jobs and RunaiJobs, and a minimal job controller (``job_controller = True``) that creates
+a running job's pods, removes a suspended job's pods and records the events the real controller records.
 
 Run ``python tests/fake_apiserver.py --help`` for the stand-alone CLI.
 Only the standard library, PyYAML and kubernetes-validate are used.
@@ -42,6 +51,7 @@ Only the standard library, PyYAML and kubernetes-validate are used.
 from __future__ import annotations
 
 import argparse
+import calendar
 import copy
 import decimal
 import email.utils
@@ -82,7 +92,7 @@ class _Resource:
     kind: str
     namespaced: bool
     short_names: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list")
+    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch")
 
     @property
     def api_version(self) -> str:
@@ -108,12 +118,15 @@ _RESOURCES: tuple[_Resource, ...] = (
     _Resource("batch", "v1", "jobs", "job", "Job", True),
     _Resource("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",)),
     _Resource("run.ai", "v1", "runaijobs", "runaijob", "RunaiJob", True, ("rj",)),
+    # job insight: a job's pods and events
+    _Resource("", "v1", "pods", "pod", "Pod", True, ("po",)),
+    _Resource("", "v1", "events", "event", "Event", True, ("ev",)),
 )
 _BY_KIND = {r.kind: r for r in _RESOURCES}
 _BY_GVP = {(r.group, r.version, r.plural): r for r in _RESOURCES}
 _GROUP_VERSIONS = (("", "v1"), ("batch", "v1"), ("networking.k8s.io", "v1"), ("run.ai", "v1"))
 
-_VERBS = ("create", "delete", "deletecollection", "get", "list")
+_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch")
 
 # --------------------------------------------------------------------------------------
 # Errors / Status bodies
@@ -667,17 +680,39 @@ def _parse_field_selector(selector: str, res: _Resource) -> list[tuple[str, str,
         if not m:
             raise _bad_request(f"invalid selector: '{selector}'; can't understand '{part}'")
         key, op, val = m.group(1), m.group(2), m.group(3)
-        allowed = {"metadata.name", "metadata.namespace"}
+        allowed = {"metadata.name", "metadata.namespace"} | _FIELD_LABELS.get(res.kind, set())
         if key not in allowed:
             raise _bad_request(f'field label not supported: {key}')
         reqs.append((key, "!=" if op == "!=" else "=", val))
     return reqs
 
 
+# job insight: the field selectors the real server supports beyond metadata.name/namespace
+# (pkg/registry/core/pod/strategy.go, pkg/registry/core/event/strategy.go, pkg/registry/batch/job/strategy.go).
+_FIELD_LABELS = {
+    "Pod": {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+            "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"},
+    "Event": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+              "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+              "reason", "reportingComponent", "source", "type"},
+    "Job": {"status.successful"},
+}
+
+
+def _field_value(obj: dict, key: str) -> str:
+    if key == "source":   # an event's source is its component
+        key = "source.component"
+    value: Any = obj
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def _fields_match(reqs, obj: dict) -> bool:
-    md = obj.get("metadata", {})
     for key, op, val in reqs:
-        actual = md.get("name" if key == "metadata.name" else "namespace", "")
+        actual = _field_value(obj, key)
         if (actual == val) != (op == "="):
             return False
     return True
@@ -815,10 +850,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         body = self._read_body()
         code, payload, headers = self.server.fake._handle(self.command, self.path, body, self.headers)
+        if isinstance(payload, _LogFollow):
+            self._write_chunked(code, payload, headers)
+            return
         self._write(code, payload, headers=headers, head=self.command == "HEAD")
+
+    def _write_chunked(self, code: int, chunks, headers: dict[str, str]) -> None:
+        """A followed pod log: chunked transfer encoding, one chunk per write, until the stream ends."""
+        lines = [f"HTTP/1.1 {code} {http.HTTPStatus(code).phrase}", "Audit-Id: " + str(uuid.uuid4()),
+                 "Cache-Control: no-cache, private", "Content-Type: text/plain",
+                 "Date: " + email.utils.formatdate(usegmt=True), "Transfer-Encoding: chunked"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        for chunk in chunks:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _write(self, code: int, payload: bytes | dict, headers: dict[str, str] | None = None,
                close: bool = False, head: bool = False) -> None:
+        content_type = "application/json"
+        if isinstance(payload, _RawBody):
+            content_type, payload = payload.content_type, payload.data
         if isinstance(payload, dict):
             payload = json.dumps(payload, separators=(",", ":")).encode()
         if close:
@@ -831,7 +883,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             f"HTTP/1.1 {code} {phrase}",
             "Audit-Id: " + str(uuid.uuid4()),
             "Cache-Control: no-cache, private",
-            "Content-Type: application/json",
+            f"Content-Type: {content_type}",
             "Date: " + email.utils.formatdate(usegmt=True),
             f"Content-Length: {len(payload)}",
         ]
@@ -843,6 +895,196 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not head:
             data += payload
         self.wfile.write(data)
+
+
+# --------------------------------------------------------------------------------------
+# Identities and authorization (issue 9): bearer tokens, impersonation, SelfSubjectReview,
+# (Self)SubjectAccessReview and a small RBAC decision table. Messages and shapes as
+# kube-apiserver v1.28 answers them (checked against ../shared/kube).
+# --------------------------------------------------------------------------------------
+
+_MASTERS = "system:masters"
+_AUTHENTICATED = "system:authenticated"
+_REVIEW_PATHS = {
+    "/apis/authentication.k8s.io/v1/selfsubjectreviews": "SelfSubjectReview",
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews": "SelfSubjectAccessReview",
+    "/apis/authorization.k8s.io/v1/subjectaccessreviews": "SubjectAccessReview",
+}
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    """Who a request is, after authentication (and impersonation)."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """One allow rule of the RBAC table: a subject may do ``verbs`` on ``resources`` (in ``namespace``)."""
+
+    subject: str                 # "User:alice" or "Group:team-a"
+    verbs: frozenset[str]
+    resources: frozenset[str]    # "jobs.batch", "services", "users" ... or "*"
+    namespace: str | None        # None: cluster-wide (a ClusterRoleBinding)
+
+
+class _Identities:
+    """Authentication, impersonation and authorization of the fake (mixed into FakeApiServer).
+
+    The token given to FakeApiServer (``fake-token``) is ``system:admin`` in ``system:masters``, which RBAC never
+    refuses, so tests that do not care about identities see no change. Add users with ``add_user`` and rights
+    with ``grant``; ``reset()`` forgets both. ``callers`` records (method, path, user) of every request.
+    """
+
+    token: str
+    _lock: threading.Lock
+
+    def _init_identities(self) -> None:
+        self._users: dict[str, FakeUser] = {}
+        self._grants: list[_Grant] = []
+        self.callers: list[tuple[str, str, str]] = []
+        self.own_user = FakeUser("system:admin", (_MASTERS, _AUTHENTICATED))
+
+    def _reset_identities(self) -> None:
+        with self._lock:
+            self._users.clear()
+            self._grants.clear()
+            self.callers.clear()
+            self.own_user = FakeUser("system:admin", (_MASTERS, _AUTHENTICATED))
+
+    # ------------------------------------------------------------------ helpers for tests
+    def add_user(self, token: str, name: str, groups: list[str] | tuple[str, ...] = ()) -> FakeUser:
+        """Accept ``token`` as user ``name`` (plus ``system:authenticated``). The server's own token may be
+        redefined too, e.g. as a ServiceAccount with little rights."""
+        user = FakeUser(name, tuple(dict.fromkeys([*groups, _AUTHENTICATED])))
+        with self._lock:
+            if token == self.token:
+                self.own_user = user
+            else:
+                self._users[token] = user
+        return user
+
+    def revoke(self, token: str) -> None:
+        """Stop accepting ``token`` (an expired or deleted ServiceAccount token): 401 from now on."""
+        with self._lock:
+            self._users.pop(token, None)
+
+    def grant(self, *, user: str | None = None, group: str | None = None, verbs: list[str] | tuple[str, ...],
+              resources: list[str] | tuple[str, ...], namespace: str | None = None) -> None:
+        """Allow ``user`` (or ``group``) ``verbs`` on ``resources`` ("jobs.batch", "services", "users", "*")
+        in ``namespace`` (a RoleBinding), or everywhere (``namespace=None``, a ClusterRoleBinding)."""
+        if (user is None) == (group is None):
+            raise ValueError("grant to exactly one of user= or group=")
+        subject = f"User:{user}" if user is not None else f"Group:{group}"
+        with self._lock:
+            self._grants.append(_Grant(subject, frozenset(verbs), frozenset(resources), namespace))
+
+    # ------------------------------------------------------------------ the request path
+    def _authenticate(self, headers) -> FakeUser:
+        """The requester: the bearer token's user, then the impersonated one (if the requester may)."""
+        if not self.token:
+            who = self.own_user  # a fake without a token lets everyone in as itself
+        else:
+            value = headers.get("Authorization") or ""
+            token = value[7:] if value[:7].lower() == "bearer " else None
+            with self._lock:
+                who = self.own_user if token == self.token else self._users.get(token or "")
+            if who is None:
+                raise _ApiError(401, "Unauthorized", "Unauthorized")
+        as_user = headers.get("Impersonate-User")
+        as_groups = headers.get_all("Impersonate-Group") or [] if hasattr(headers, "get_all") else []
+        if as_user is None:
+            if as_groups:
+                raise _ApiError(500, "InternalError", f"requested [{{Group  {as_groups[0]}    }}] without "
+                                "impersonating a user")
+            return who
+        with self._lock:
+            for resource, name in [("users", as_user)] + [("groups", g) for g in as_groups]:
+                if not self._allows(who, "impersonate", resource, None, name):
+                    raise _ApiError(403, "Forbidden", f'{resource} "{name}" is forbidden: User "{who.name}" cannot '
+                                    f'impersonate resource "{resource}" in API group "" at the cluster scope',
+                                    {"name": name, "kind": resource})
+        return FakeUser(as_user, tuple(dict.fromkeys([*as_groups, _AUTHENTICATED])))
+
+    def _allows(self, who: FakeUser, verb: str, resource: str, namespace: str | None, name: str = "") -> bool:
+        """The RBAC decision (call with the lock held): masters always; else any grant that matches."""
+        if _MASTERS in who.groups:
+            return True
+        subjects = {f"User:{who.name}", *(f"Group:{g}" for g in who.groups)}
+        for grant in self._grants:
+            if grant.subject not in subjects:
+                continue
+            if not ({verb, "*"} & grant.verbs and {resource, "*"} & grant.resources):
+                continue
+            if grant.namespace is None or (namespace is not None and grant.namespace == namespace):
+                return True
+        return False
+
+    def _authorize(self, who: FakeUser, method: str, path: str, route: "_Route") -> None:
+        """403 unless RBAC allows the route (discovery and /version are open to everyone, as system:discovery)."""
+        with self._lock:
+            self.callers.append((method, path, who.name))
+        res = route.res
+        if route.special or res is None:
+            return
+        namespace = route.namespace if res.namespaced else None
+        # job insight: RBAC names a subresource "<plural>/<subresource>" (a pod's log is "pods/log")
+        plural = f"{res.plural}/{route.subresource}" if route.subresource else res.plural
+        resource = f"{plural}.{res.group}" if res.group else plural
+        with self._lock:
+            if self._allows(who, route.verb, resource, namespace, route.name or ""):
+                return
+        named = f' "{route.name}"' if route.name else ""
+        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+        details: dict[str, Any] = {"name": route.name} if route.name else {}
+        if res.group:
+            details["group"] = res.group
+        details["kind"] = res.plural
+        raise _ApiError(403, "Forbidden", f'{res.qualified}{named} is forbidden: User "{who.name}" cannot '
+                        f'{route.verb} resource "{plural}" in API group "{res.group}"{where}', details)
+
+    def _answer_review(self, method: str, path: str, body: bytes, who: FakeUser) -> tuple[int, bytes, dict] | None:
+        """The review APIs (POST only; they are never stored). None when ``path`` is not one of them."""
+        kind = _REVIEW_PATHS.get(path)
+        if kind is None:
+            return None
+        with self._lock:
+            self.callers.append((method, path, who.name))
+        if method != "POST":
+            raise _method_not_allowed()
+        try:
+            review = json.loads(body or b"{}")
+        except ValueError as e:
+            raise _bad_request(f"couldn't get version/kind; json parse error: {e}") from None
+        if not isinstance(review, dict) or review.get("kind") != kind:
+            raise _bad_request(f"the kind in the data ({review.get('kind') if isinstance(review, dict) else None})"
+                               f" does not match the expected kind ({kind})")
+        group = "authentication.k8s.io" if kind == "SelfSubjectReview" else "authorization.k8s.io"
+        answer: dict[str, Any] = {"kind": kind, "apiVersion": f"{group}/v1", "metadata": {"creationTimestamp": _now()}}
+        if kind == "SelfSubjectReview":
+            answer["status"] = {"userInfo": {"username": who.name, "groups": list(who.groups)}}
+            return 201, json.dumps(answer).encode(), {}
+        spec = review.get("spec") if isinstance(review.get("spec"), dict) else {}
+        attributes = spec.get("resourceAttributes") if isinstance(spec.get("resourceAttributes"), dict) else {}
+        subject = who
+        with self._lock:
+            if kind == "SubjectAccessReview":
+                if not self._allows(who, "create", "subjectaccessreviews.authorization.k8s.io", None):
+                    raise _ApiError(403, "Forbidden", 'subjectaccessreviews.authorization.k8s.io is forbidden: User '
+                                    f'"{who.name}" cannot create resource "subjectaccessreviews" in API group '
+                                    '"authorization.k8s.io" at the cluster scope',
+                                    {"group": "authorization.k8s.io", "kind": "subjectaccessreviews"})
+                subject = FakeUser(spec.get("user") or "", tuple(spec.get("groups") or ()))
+            resource = attributes.get("resource") or ""
+            if attributes.get("group"):
+                resource = f"{resource}.{attributes['group']}"
+            allowed = self._allows(subject, attributes.get("verb") or "", resource, attributes.get("namespace") or None,
+                                   attributes.get("name") or "")
+        answer["spec"] = spec
+        answer["status"] = {"allowed": True, "reason": "allowed by the fake's RBAC table"} if allowed else {"allowed": False}
+        return 201, json.dumps(answer).encode(), {}
 
 
 # --------------------------------------------------------------------------------------
@@ -865,7 +1107,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class FakeApiServer:
+class FakeApiServer(_Identities):
     """In-process fake kube-apiserver on 127.0.0.1 (see module docstring).
 
     ``url``/``port`` are final once ``start()`` returned.  All state lives behind one
@@ -897,8 +1139,12 @@ class FakeApiServer:
         self._thread: threading.Thread | None = None
         self._refusing = False
         self._next_ip = int(_SERVICE_CIDR.network_address) + 10
+        # job insight: the job controller is off unless a test turns it on; pod logs by (ns, pod, container, previous)
+        self.job_controller = False
+        self._pod_logs: dict[tuple[str, str, str, bool], str] = {}
         with self._lock:
             self._add_namespace_locked("default", None)
+        self._init_identities()  # issue 9: users, impersonation, RBAC
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeApiServer":
@@ -1050,6 +1296,8 @@ class FakeApiServer:
             self._faults.clear()
             self._delays.clear()
             self.requests.clear()
+            self._pod_logs.clear()
+        self._reset_identities()  # issue 9
         if self._refusing:
             self.refuse_connections(False)
 
@@ -1130,9 +1378,13 @@ class FakeApiServer:
         with self._lock:
             self.requests.append((method, path, dict(query)))
         try:
-            if self.token and (headers.get("Authorization") or "") != f"Bearer {self.token}":
-                raise _ApiError(401, "Unauthorized", "Unauthorized")
+            who = self._authenticate(headers)  # issue 9: identities, impersonation, reviews, RBAC
+            reviewed = self._answer_review(method, path, body, who)
+            if reviewed is not None:
+                return reviewed
             route = self._route(method, path, query)
+            route.extra["content_type"] = headers.get("Content-Type") or ""
+            self._authorize(who, method, path, route)
             if body and "yaml" in (headers.get("Content-Type") or ""):
                 try:
                     body = json.dumps(yaml.safe_load(body)).encode()
@@ -1147,6 +1399,8 @@ class FakeApiServer:
                 if fault is not None:
                     raise self._fault_error(fault, route, body)
                 code, obj, extra = self._execute(route, query, body)
+                if isinstance(obj, (_RawBody, _LogFollow)):
+                    return code, obj, extra
                 return code, json.dumps(obj, separators=(",", ":")).encode(), extra
         except _ApiError as e:
             return e.code, json.dumps(e.body, separators=(",", ":")).encode(), e.headers
@@ -1289,7 +1543,7 @@ class FakeApiServer:
                 name = rest[1]
                 sub = rest[2] if len(rest) == 3 else None
         if sub is not None:
-            if sub != "status":
+            if sub != "status" and not (sub == "log" and res.kind == "Pod"):
                 raise _path_not_found()
             return only_get(_Route("get", res=res, namespace=ns, name=name, subresource=sub))
         if name is not None:
@@ -1297,6 +1551,8 @@ class FakeApiServer:
                 return _Route("get", res=res, namespace=ns, name=name)
             if method == "DELETE":
                 return _Route("delete", res=res, namespace=ns, name=name)
+            if method == "PATCH":
+                return _Route("patch", res=res, namespace=ns, name=name)
             raise _method_not_allowed()
         # collection
         if get_like:
@@ -1322,6 +1578,11 @@ class FakeApiServer:
         assert res is not None
         if route.verb == "list":
             return 200, self._list(res, route.namespace, query), {}
+        if route.verb == "get" and route.subresource == "log":
+            return self._pod_log(route.namespace or "", route.name or "", query)
+        if route.verb == "patch":
+            return self._patch(res, route.namespace or "", route.name or "", query, body,
+                               route.extra.get("content_type", ""))
         if route.verb == "get":
             obj = self._store[res.kind].get((route.namespace or "", route.name))
             if obj is None:
@@ -1465,7 +1726,24 @@ class FakeApiServer:
             self._job_selector(obj)
         if not dry_run:
             self._store[res.kind][key] = obj
-        return 201, obj, {}
+            if self.job_controller and res.kind in ("Job", "RunaiJob"):
+                self._sync_job(ns, obj)
+                obj = copy.deepcopy(obj)   # the answer shows the object as created, before the controller
+                obj["status"] = {}
+        return 201, obj, self._pod_security_headers(res, ns, obj)  # policy: PSA warnings
+
+    # ------------------------------------------------------------------ Pod Security warnings (policy)
+    def _pod_security_headers(self, res: _Resource, ns: str, obj: dict) -> dict[str, str]:
+        """The Warning header of a batch/v1 Job whose pod template breaks its namespace's warn level."""
+        if res.kind != "Job":
+            return {}
+        namespace = self._store["Namespace"].get(("", ns)) or {}
+        level = _psa_warn_level(_dl(namespace.get("metadata", {}).get("labels")))
+        if level == "privileged":
+            return {}
+        template = _dl(_dl(obj.get("spec")).get("template"))
+        violations = _psa_violations(_dl(template.get("spec")), level)
+        return {"Warning": _psa_warning_header(level, violations)} if violations else {}
 
     @staticmethod
     def _dry_run(query: dict[str, str]) -> bool:
@@ -1870,6 +2148,308 @@ class FakeApiServer:
         return 200, {"kind": f"{res.kind}List", "apiVersion": res.api_version,
                      "metadata": {"resourceVersion": str(self._rv)}, "items": items}, {}
 
+    # ------------------------------------------------------------------ job insight: pods, events, logs, patch
+    # What the service reads to explain a job, and the one write it makes to suspend or resume it. Where the
+    # real server answers differently, the real one is right: tests/test_real_insight.py runs the same paths
+    # against kube-apiserver v1.28 with its job controller and scheduler.
+
+    def set_pod_log(self, namespace: str, pod: str, text: str, *, container: str | None = None,
+                    previous: bool = False) -> None:
+        """Replace what a pod's container printed (``previous``: its earlier, terminated instance)."""
+        with self._lock:
+            self._pod_logs[(namespace, pod, container or self._only_container(namespace, pod), previous)] = text
+
+    def append_pod_log(self, namespace: str, pod: str, text: str, *, container: str | None = None) -> None:
+        """The container prints ``text``: a follower of the log receives it."""
+        with self._lock:
+            key = (namespace, pod, container or self._only_container(namespace, pod), False)
+            self._pod_logs[key] = self._pod_logs.get(key, "") + text
+
+    def add_event(self, namespace: str, involved: dict, reason: str, message: str, *, type: str = "Normal",
+                  component: str = "", count: int | None = 1, last_timestamp: str | None = None,
+                  event_time: str | None = None, series: dict | None = None) -> dict:
+        """Record an event about ``involved`` (a stored object, or an ``involvedObject`` dict).
+
+        Old-style events (controllers) have count and first/lastTimestamp; pass ``event_time`` (and no
+        ``last_timestamp``, ``count=None``) for a new-style one such as the scheduler's, with ``series`` once
+        it repeats.
+        """
+        with self._lock:
+            return copy.deepcopy(self._record_event(namespace, involved, reason, message, type=type,
+                                                    component=component, count=count,
+                                                    last_timestamp=last_timestamp, event_time=event_time,
+                                                    series=series))
+
+    def age_object(self, kind: str, namespace: str, name: str, seconds: int) -> None:
+        """Move an object's creationTimestamp ``seconds`` back (timestamps have one-second resolution, so
+        objects created in one test are otherwise of the same age)."""
+        with self._lock:
+            md = self._store[kind][(namespace if _BY_KIND[kind].namespaced else "", name)]["metadata"]
+            created = calendar.timegm(time.strptime(md["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+            md["creationTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created - seconds))
+
+    def resync_job(self, namespace: str, kind: str, name: str) -> None:
+        """Let the job controller act on the job now (e.g. replace a pod a test marked Failed)."""
+        with self._lock:
+            self._sync_job(namespace, self._store[kind][(namespace, name)])
+
+    def bind_pod(self, namespace: str, pod: str, node: str) -> None:
+        """Play the scheduler: put the pod on ``node`` (``spec.nodeName`` and condition PodScheduled=True)."""
+        with self._lock:
+            obj = self._store["Pod"].get((namespace, pod))
+            if obj is None:
+                raise KeyError(f"Pod {namespace}/{pod} not found")
+            obj["spec"]["nodeName"] = node
+            status = obj.setdefault("status", {})
+            status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"] + [
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": _now()}]
+            obj["metadata"]["resourceVersion"] = self._next_rv()
+
+    def _only_container(self, namespace: str, pod: str) -> str:
+        obj = self._store["Pod"].get((namespace, pod))
+        containers = ((obj or {}).get("spec") or {}).get("containers") or []
+        if len(containers) != 1:
+            raise ValueError(f"pod {namespace}/{pod}: name the container (it has {len(containers)})")
+        return containers[0]["name"]
+
+    def _record_event(self, namespace: str, involved: dict, reason: str, message: str, *, type: str = "Normal",
+                      component: str = "job-controller", count: int | None = 1, last_timestamp: str | None = None,
+                      event_time: str | None = None, series: dict | None = None) -> dict:
+        if "metadata" in involved:   # a stored object: refer to it the way the real recorders do
+            md = involved["metadata"]
+            involved = {"kind": involved.get("kind"), "namespace": md.get("namespace", namespace),
+                        "name": md.get("name"), "uid": md.get("uid"), "apiVersion": involved.get("apiVersion"),
+                        "resourceVersion": md.get("resourceVersion")}
+        now = _now()
+        new_style = event_time is not None
+        event: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Event",
+            # client-go names an event <object>.<UnixNano in hex>
+            "metadata": {"name": f"{involved.get('name', '')}.{time.time_ns():x}"},
+            "involvedObject": dict(involved), "reason": reason, "message": message,
+            "source": {} if new_style else {"component": component},
+            "firstTimestamp": None if new_style else (last_timestamp or now),
+            "lastTimestamp": None if new_style else (last_timestamp or now),
+            "type": type, "eventTime": event_time, "reportingComponent": component, "reportingInstance": "",
+        }
+        if count is not None:
+            event["count"] = count
+        if series is not None:
+            event["series"] = dict(series)
+        while (namespace, event["metadata"]["name"]) in self._store["Event"]:   # two events in one nanosecond
+            event["metadata"]["name"] += "0"
+        self._finish_create(_BY_KIND["Event"], namespace, event)
+        self._store["Event"][(namespace, event["metadata"]["name"])] = event
+        return event
+
+    # --- the pod log subresource
+
+    def _pod_log(self, ns: str, name: str, query: dict[str, str]):
+        """GET .../pods/NAME/log as the API server answers it (it proxies the kubelet, which has the text)."""
+        pod = self._store["Pod"].get((ns, name))
+        if pod is None:
+            raise _not_found(_BY_KIND["Pod"], name)
+        spec = pod.get("spec") or {}
+        names = [c.get("name") for c in _ll(spec.get("containers"))]
+        container = query.get("container") or ""
+        if not container:
+            if len(names) != 1:
+                raise _bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                   f"[{' '.join(names)}]")
+            container = names[0]
+        if container not in names + [c.get("name") for c in _ll(spec.get("initContainers"))]:
+            raise _bad_request(f"container {container} is not valid for pod {name}")
+        if not spec.get("nodeName"):
+            return 204, _RawBody("text/plain", b""), {}   # not on a node: no kubelet to ask (real: 204, no body)
+        previous = query.get("previous") in ("true", "1")
+        statuses = {c.get("name"): c for c in _ll((pod.get("status") or {}).get("containerStatuses"))}
+        state = statuses.get(container) or {}
+        if previous and not (state.get("lastState") or {}).get("terminated"):
+            raise _bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
+        current = state.get("state") or {}
+        if not previous and not (current.get("running") or current.get("terminated")):
+            waiting = (current.get("waiting") or {}).get("reason") or "ContainerCreating"
+            why = ("trying and failing to pull image" if waiting in ("ErrImagePull", "ImagePullBackOff")
+                   else waiting)
+            raise _bad_request(f'container "{container}" in pod "{name}" is waiting to start: {why}')
+        key = (ns, name, container, previous)
+        text = self._pod_logs.get(key, "")
+        if "tailLines" in query:
+            try:
+                tail = int(query["tailLines"])
+            except ValueError:
+                raise _bad_request(f'tailLines: Invalid value: "{query["tailLines"]}"') from None
+            start = sum(len(line) for line in text.splitlines(keepends=True)[:-tail]) if tail else len(text)
+        else:
+            start = 0
+        follow = query.get("follow") in ("true", "1") and not previous and not current.get("terminated")
+        if follow:
+            return 200, _LogFollow(self, key, start), {}
+        return 200, _RawBody("text/plain", text[start:].encode()), {}
+
+    def _log_follow_step(self, key: tuple[str, str, str, bool], offset: int) -> tuple[str, bool]:
+        """(new text since ``offset``, whether the stream is over: pod gone or ended, or the server stopped)."""
+        with self._lock:
+            text = self._pod_logs.get(key, "")[offset:]
+            pod = self._store["Pod"].get(key[:2])
+            phase = ((pod or {}).get("status") or {}).get("phase")
+            return text, pod is None or phase in ("Succeeded", "Failed") or self._httpd is None
+
+    # --- JSON merge patch
+
+    def _patch(self, res: _Resource, ns: str, name: str, query: dict[str, str], body: bytes, content_type: str):
+        media = content_type.split(";", 1)[0].strip().lower()
+        accepted = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+        if res.kind != "RunaiJob":   # custom resources have no strategic merge patch
+            accepted.append("application/strategic-merge-patch+json")
+        if media not in accepted:
+            raise _ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                            f"accepted media types include: {', '.join(accepted)}")
+        if media not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            raise _ApiError(415, "UnsupportedMediaType", f"the fake API server does not implement {media}")
+        dry_run = self._dry_run(query)
+        key = (ns if res.namespaced else "", name)
+        old = self._store[res.kind].get(key)
+        if old is None:
+            raise _not_found(res, name)
+        try:
+            patch = json.loads(body or b"null")
+        except ValueError as e:
+            raise _bad_request(f"error decoding patch: {e}") from None
+        if not isinstance(patch, dict):
+            raise _bad_request("json: cannot unmarshal into Go value of type map[string]interface {}")
+        new = _merge_patch(copy.deepcopy(old), patch)
+        # Server-owned fields stay; status belongs to the status subresource and is kept as it was.
+        for field_ in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
+            if field_ in old["metadata"]:
+                new.setdefault("metadata", {})[field_] = old["metadata"][field_]
+        new["status"] = copy.deepcopy(old.get("status"))
+        new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
+        if self.validate:
+            errs = _SCHEMAS.errors(dict(new, apiVersion="batch/v1", kind="Job") if res.kind == "RunaiJob" else new)
+            if res.kind == "Job":
+                for fld in ("selector", "template", "completions", "completionMode"):
+                    if (new.get("spec") or {}).get(fld) != (old.get("spec") or {}).get(fld):
+                        errs.append(_fe_invalid(f"spec.{fld}", (new.get("spec") or {}).get(fld), "field is immutable"))
+            if errs:
+                raise _invalid(res, name, errs)
+        if new == old:
+            return 200, new, {}   # nothing changed: no new resourceVersion, like the real server
+        if new.get("spec") != old.get("spec"):
+            new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        if not dry_run:
+            self._store[res.kind][key] = new
+            if self.job_controller and res.kind in ("Job", "RunaiJob"):
+                self._sync_job(ns, new)
+        return 200, new, {}
+
+    # --- a minimal job controller
+
+    def _sync_job(self, ns: str, job: dict) -> None:
+        """The job controller's part, done at once: a running job gets ``parallelism`` pods, a suspended one
+        none; the conditions and events are the real controller's (kube-controller-manager v1.28)."""
+        spec, md = job.get("spec") or {}, job["metadata"]
+        status = job.setdefault("status", {})
+        conditions = status.setdefault("conditions", [])
+        if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions):
+            return
+        pods = [p for (pns, _), p in self._store["Pod"].items()
+                if pns == ns and any(r.get("uid") == md["uid"] for r in p["metadata"].get("ownerReferences") or [])]
+        active = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        suspended = next((c for c in conditions if c.get("type") == "Suspended"), None)
+        now = _now()
+        if spec.get("suspend"):
+            for pod in active:
+                self._remove(_BY_KIND["Pod"], (ns, pod["metadata"]["name"]), "Background")
+                self._record_event(ns, job, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+            status.pop("active", None)
+            if not (suspended and suspended.get("status") == "True"):
+                conditions[:] = [c for c in conditions if c.get("type") != "Suspended"] + [
+                    {"type": "Suspended", "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+                     "reason": "JobSuspended", "message": "Job suspended"}]
+                self._record_event(ns, job, "Suspended", "Job suspended")
+        else:
+            if suspended and suspended.get("status") == "True":
+                suspended.update(status="False", lastProbeTime=now, lastTransitionTime=now, reason="JobResumed",
+                                 message="Job resumed")
+                self._record_event(ns, job, "Resumed", "Job resumed")
+            parallelism = spec.get("parallelism", 1)
+            remaining = (spec.get("completions") or parallelism) - (status.get("succeeded") or 0)
+            for _ in range(max(0, min(parallelism, remaining) - len(active))):
+                active.append(self._create_job_pod(ns, job))
+                self._record_event(ns, job, "SuccessfulCreate", f"Created pod: {active[-1]['metadata']['name']}")
+            status["active"] = len(active)
+            status["ready"] = 0
+            status.setdefault("startTime", now)
+        if not conditions:
+            del status["conditions"]
+        md["resourceVersion"] = self._next_rv()
+
+    def _create_job_pod(self, ns: str, job: dict) -> dict:
+        template = copy.deepcopy((job.get("spec") or {}).get("template") or {})
+        tmd = template.get("metadata") or {}
+        job_name = job["metadata"]["name"]
+        while True:
+            name = f"{job_name[:57]}-" + "".join(random.choice(_GEN_ALPHABET) for _ in range(5))
+            if (ns, name) not in self._store["Pod"]:
+                break
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "generateName": f"{job_name[:57]}-", "labels": tmd.get("labels") or {},
+                            "annotations": tmd.get("annotations") or {},
+                            "ownerReferences": [{"apiVersion": job["apiVersion"], "kind": job["kind"],
+                                                 "name": job_name, "uid": job["metadata"]["uid"],
+                                                 "controller": True, "blockOwnerDeletion": True}]},
+               "spec": template.get("spec") or {}, "status": {"phase": "Pending", "qosClass": "BestEffort"}}
+        _default_pod_spec(pod["spec"])
+        self._finish_create(_BY_KIND["Pod"], ns, pod)
+        self._store["Pod"][(ns, name)] = pod
+        return pod
+
+
+# --------------------------------------------------------------------------------------
+# Job insight: bodies that are not JSON, and the merge patch
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RawBody:
+    """An answer that is not a JSON object (a pod log)."""
+
+    content_type: str
+    data: bytes
+
+
+class _LogFollow:
+    """A followed pod log: iterating it yields what the container prints until the pod ends (or the server stops)."""
+
+    def __init__(self, fake: "FakeApiServer", key: tuple[str, str, str, bool], offset: int) -> None:
+        self.fake, self.key, self.offset = fake, key, offset
+
+    def __iter__(self):
+        while True:
+            text, over = self.fake._log_follow_step(self.key, self.offset)
+            if text:
+                self.offset += len(text)
+                yield text.encode()
+            elif over:
+                return
+            else:
+                time.sleep(0.02)
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
+
 
 # --------------------------------------------------------------------------------------
 # Kind-specific semantic validation (subset of k8s.io/kubernetes/pkg/apis/*/validation)
@@ -2115,6 +2695,131 @@ def _validate_ingress(spec: dict | None) -> list[_FieldErr]:
     if cls:
         errs += [_fe_invalid("spec.ingressClassName", cls, m) for m in _dns1123_subdomain_errs(cls)]
     return errs
+
+
+# --------------------------------------------------------------------------------------
+# Pod Security Admission on pod templates: the Warning header (policy)
+# --------------------------------------------------------------------------------------
+# The real server checks the pod template of a batch/v1 Job against its namespace's ``warn`` level
+# (which defaults to the ``enforce`` level) and answers the create -- dry run too -- with one header
+#   Warning: 299 - "would violate PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), ..."
+# It never refuses the Job itself (``enforce`` judges pods, which the job controller makes later), and it
+# ignores custom resources such as RunaiJob. Checks and wording below were taken from a v1.28
+# kube-apiserver (../shared/kube) for the subset of checks a job of this project can meet: host
+# namespaces, hostPath / restricted volume types, hostPort, privileged, allowPrivilegeEscalation,
+# capabilities drop ALL, runAsNonRoot, seccompProfile. Check order is the real one.
+
+_PSA_LEVELS = ("privileged", "baseline", "restricted")
+_PSA_ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                        "projected", "secret"}
+
+
+def _psa_warn_level(labels: dict[str, str]) -> str:
+    level = labels.get("pod-security.kubernetes.io/warn") or labels.get("pod-security.kubernetes.io/enforce")
+    if not level:
+        return "privileged"
+    return level if level in _PSA_LEVELS else "restricted"
+
+
+def _psa_quote(names: list[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _psa_containers(names: list[str]) -> str:
+    return f'{"container" if len(names) == 1 else "containers"} {_psa_quote(names)}'
+
+
+def _psa_violations(pod: dict, level: str) -> list[str]:
+    """Each ``reason (detail)`` the pod spec breaks at ``level``, in the real server's order."""
+    pod = _dl(pod)
+    psc = _dl(pod.get("securityContext"))
+    containers = [c for c in _ll(pod.get("initContainers")) + _ll(pod.get("containers")) if isinstance(c, dict)]
+
+    def sc(c: dict) -> dict:
+        return _dl(c.get("securityContext"))
+
+    out = []
+    hosts = [f"{k}=true" for k, f in (("hostNetwork", "hostNetwork"), ("hostPID", "hostPID"), ("hostIPC", "hostIPC"))
+             if pod.get(f) is True]
+    if hosts:
+        out.append(f"host namespaces ({', '.join(hosts)})")
+    volumes = [v for v in _ll(pod.get("volumes")) if isinstance(v, dict)]
+    host_paths = [v.get("name", "") for v in volumes if "hostPath" in v]
+    if host_paths and level == "baseline":
+        out.append(f'hostPath volumes ({"volume" if len(host_paths) == 1 else "volumes"} {_psa_quote(host_paths)})')
+    port_users, host_ports = [], []
+    for c in containers:
+        ports = [p.get("hostPort") for p in _ll(c.get("ports")) if isinstance(p, dict) and p.get("hostPort")]
+        if ports:
+            port_users.append(c.get("name", ""))
+            host_ports += [str(p) for p in ports]
+    host_ports = sorted(set(host_ports))  # the real server collects them in a sorted set
+    if port_users:
+        verb = "uses hostPort" if len(port_users) == 1 and len(host_ports) == 1 else (
+            "uses hostPorts" if len(port_users) == 1 else ("use hostPort" if len(host_ports) == 1 else "use hostPorts"))
+        out.append(f"hostPort ({_psa_containers(port_users)} {verb} {', '.join(host_ports)})")
+    privileged = [c.get("name", "") for c in containers if sc(c).get("privileged") is True]
+    if privileged:
+        out.append(f"privileged ({_psa_containers(privileged)} must not set securityContext.privileged=true)")
+    if level == "restricted":
+        escalating = [c.get("name", "") for c in containers if sc(c).get("allowPrivilegeEscalation") is not False]
+        if escalating:
+            out.append(f"allowPrivilegeEscalation != false ({_psa_containers(escalating)} must set "
+                       "securityContext.allowPrivilegeEscalation=false)")
+        no_drop = [c.get("name", "") for c in containers
+                   if "ALL" not in _ll(_dl(sc(c).get("capabilities")).get("drop"))]
+        if no_drop:
+            out.append(f'unrestricted capabilities ({_psa_containers(no_drop)} must set '
+                       'securityContext.capabilities.drop=["ALL"])')
+        restricted = [(v.get("name", ""), t) for v in volumes
+                      for t in [next((k for k in v if k != "name"), "")] if t not in _PSA_ALLOWED_VOLUMES]
+        if restricted:
+            names = [n for n, _ in restricted]
+            kinds = list(dict.fromkeys(t for _, t in restricted))
+            out.append(f'restricted volume types ({"volume" if len(names) == 1 else "volumes"} {_psa_quote(names)} '
+                       f'{"uses" if len(names) == 1 else "use"} restricted volume '
+                       f'{"type" if len(kinds) == 1 else "types"} {_psa_quote(kinds)})')
+        out += _psa_explicit_or_implicit(
+            "runAsNonRoot != true", psc.get("runAsNonRoot"), [(c.get("name", ""), sc(c).get("runAsNonRoot"))
+                                                               for c in containers],
+            bad=lambda v: v is False, good=lambda v: v is True,
+            must_not="must not set securityContext.runAsNonRoot=false",
+            must="must set securityContext.runAsNonRoot=true")
+    seccomp = lambda d: _dl(d.get("seccompProfile")).get("type")  # noqa: E731
+    if level == "restricted":
+        out += _psa_explicit_or_implicit(
+            "seccompProfile", seccomp(psc), [(c.get("name", ""), seccomp(sc(c))) for c in containers],
+            bad=lambda v: v == "Unconfined", good=lambda v: v in ("RuntimeDefault", "Localhost"),
+            must_not='must not set securityContext.seccompProfile.type to "Unconfined"',
+            must='must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
+    elif level == "baseline":
+        out += _psa_explicit_or_implicit(
+            "seccompProfile", seccomp(psc), [(c.get("name", ""), seccomp(sc(c))) for c in containers],
+            bad=lambda v: v == "Unconfined", good=lambda v: True,
+            must_not='must not set securityContext.seccompProfile.type to "Unconfined"', must="")
+    return out
+
+
+def _psa_explicit_or_implicit(reason: str, pod_value: Any, containers: list[tuple[str, Any]], *, bad, good,
+                              must_not: str, must: str) -> list[str]:
+    """The shape of runAsNonRoot and seccompProfile: explicit bad values first, else unset containers."""
+    setters = ["pod"] if pod_value is not None and bad(pod_value) else []
+    explicit = [n for n, v in containers if v is not None and bad(v)]
+    if explicit:
+        setters.append(_psa_containers(explicit))
+    if setters:
+        return [f"{reason} ({' and '.join(setters)} {must_not})"]
+    if pod_value is not None and good(pod_value):
+        return []
+    implicit = [n for n, v in containers if v is None or not good(v)]
+    if implicit and must:
+        return [f"{reason} (pod or {_psa_containers(implicit)} {must})"]
+    return []
+
+
+def _psa_warning_header(level: str, violations: list[str]) -> str:
+    text = f'would violate PodSecurity "{level}:latest": ' + ", ".join(violations)
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # --------------------------------------------------------------------------------------

@@ -147,7 +147,10 @@ def steer(case: Any, existing_jobs: tuple[str, ...] = EXISTING_JOBS) -> list[dic
     if case.meta is None or any(component.mode.is_negative for component in case.meta.components.values()):
         return []  # only schema-valid data is worth aiming: negative data is refused before it gets anywhere
     method, path = case.method.upper(), case.operation.path
-    headers = {"RA-USER": (case.headers or {}).get("RA-USER") or "fuzzer"}
+    if method != case.operation.method.upper():
+        return []  # a method the operation does not have (checked for its 405): nothing to aim
+    user = str((case.headers or {}).get("RA-USER") or "").strip()
+    headers = {"RA-USER": user or "fuzzer"}  # a blank RA-USER (the security scheme allows it) is a 401: aim past it
     if method == "POST" and path in SUBMIT_PATHS and isinstance(case.body, dict) \
             and isinstance(case.body.get("job"), dict):
         job = case.body["job"]
@@ -157,8 +160,12 @@ def steer(case: Any, existing_jobs: tuple[str, ...] = EXISTING_JOBS) -> list[dic
         steered = {"project": PROJECT, "image": IMAGE, **{key: job[key] for key in kept}}
         query = {"dryRun": "true"} if chooser.random() < 0.25 else {}
         return [{"body": {"job": steered}, "headers": headers, "query": query}]
-    if method == "GET" and path == "/api/v1/job/{project}/{name}":
-        return [{"path_parameters": {"project": PROJECT, "name": name}} for name in existing_jobs[:1]]
+    if path.startswith("/api/v1/job/{project}/{name}"):  # the job, its log, suspend and resume
+        query = {key: value for key, value in (case.query or {}).items() if key not in ("pod", "container")}
+        steered = {"path_parameters": {"project": PROJECT, "name": existing_jobs[0]}, "query": query}
+        return [{**steered, "headers": headers} if method == "POST" else steered]
+    if method == "GET" and path == "/api/v1/policy":
+        return [{"query": {"project": PROJECT}}]
     if method == "GET" and path == "/api/v1/job/{project}":
         return [{"path_parameters": {"project": PROJECT}, "query": _user_filter(case)}]
     if method == "GET" and path in ("/api/job", "/api/v1/jobs"):

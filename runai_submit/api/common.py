@@ -6,13 +6,13 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from ..config import Settings
 from marshmallow import Schema, ValidationError
 
+from ..config import Settings
 from ..errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
-from ..identity import Caller, caller_from_headers
+from ..identity import Caller
 from ..schemas import flatten_errors
-from ..schemas.params import ProjectPathSchema, QueryFlag
+from ..schemas.params import JobPathSchema, ProjectPathSchema, QueryFlag
 from ..service import JobService
 
 
@@ -26,16 +26,28 @@ def settings() -> Settings:
 
 
 def caller(*, require_user: bool = True) -> Caller:
-    """The identity this request acts with; resolved once per request."""
+    """The identity this request acts with, in the configured auth mode; resolved once per request.
+
+    ``require_user=False`` lets a read go without RA-USER in ``header`` mode only: in ``token`` and
+    ``impersonate`` modes every call is made as the caller, so every request needs the caller's identity.
+    """
     found = g.get("caller")
     if found is None or (require_user and not found.user):
-        found = g.caller = caller_from_headers(request.headers, require_user=require_user)
+        found = g.caller = state().authenticator.caller(request.headers, require_user=require_user)
     return found
 
 
 def service(*, require_user: bool = True) -> JobService:
     """The use cases, bound to this request's caller: every API call goes out with the caller's identity."""
     return state().service_for(caller(require_user=require_user))
+
+
+def identity_fields(who: Caller) -> dict:
+    """The caller in an audit record: user and groups, the mode, and an RA-USER the token disagreed with."""
+    fields = {"user": who.user or None, "groups": list(who.groups), "auth_mode": who.mode}
+    if who.claimed_user:
+        fields["claimed_user"] = who.claimed_user
+    return fields
 
 
 def json_body() -> Any:
@@ -82,7 +94,10 @@ _FLAG = QueryFlag()
 
 
 def flag(name: str) -> bool:
-    """A boolean query parameter: exactly true or false (absent is false); anything else is a 400."""
+    """A boolean query parameter: exactly true or false (absent is false); anything else is a 400.
+
+    The OpenAPI document shows it as a boolean (``schemas.params.QueryFlag``): generated clients send true/false.
+    """
     if name not in request.args:
         return False
     try:
@@ -92,7 +107,7 @@ def flag(name: str) -> bool:
                          errors=flatten_errors(exc.messages, f"/{name}")) from None
 
 
-_PROJECT = ProjectPathSchema()
+_PROJECT, _JOB = ProjectPathSchema(), JobPathSchema()
 
 
 def check_project(project: str, pointer: str = "/project") -> None:
@@ -102,3 +117,8 @@ def check_project(project: str, pointer: str = "/project") -> None:
     except ValidationError as exc:
         raise ValidationFailed(f"{project!r} is not a project name.",
                                errors=flatten_errors(exc.messages["project"], pointer)) from None
+
+
+def check_job_ref(project: str, name: str) -> None:
+    """``/{project}/{name}`` as the OpenAPI document shows them (``JobPathSchema``): a 422 naming each one broken."""
+    parameters(_JOB, {"project": project, "name": name})

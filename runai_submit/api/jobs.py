@@ -11,7 +11,7 @@ from ..metrics import DELETES
 from ..schemas import load_job_refs
 from ..schemas.params import DeleteQuerySchema, JobPathSchema, ListQuerySchema, ProjectPathSchema, \
     SubmitQuerySchema, UserFilterSchema
-from .common import caller, json_body, parameters, service
+from .common import caller, check_job_ref, identity_fields, json_body, parameters, service
 from .observability import audit_log, manifests_digest, start_audit
 from .spec import BAD_PARAMETER, CLUSTER, NEEDS_USER, USER_HEADER, responses
 
@@ -19,7 +19,7 @@ blueprint = Blueprint("jobs", __name__)
 
 _SUBMIT_QUERY, _DELETE_QUERY = SubmitQuerySchema(), DeleteQuerySchema()
 _LIST_QUERY, _USER_FILTER = ListQuerySchema(), UserFilterSchema()
-_PROJECT_PATH, _JOB_PATH = ProjectPathSchema(), JobPathSchema()
+_PROJECT_PATH = ProjectPathSchema()
 
 
 @blueprint.post("/api/job")
@@ -57,8 +57,9 @@ def list_project_jobs(project: str) -> dict:
 
 @blueprint.get("/api/v1/job/<project>/<name>")
 def get_job(project: str, name: str) -> dict:
-    parameters(_JOB_PATH, {"project": project, "name": name})
-    return service(require_user=False).get_job(project, name)
+    """The job with its status, statusReason, pods and events (job insight: service/insight.py)."""
+    check_job_ref(project, name)
+    return service(require_user=False).describe_job(project, name)
 
 
 @blueprint.delete("/api/job")
@@ -67,7 +68,7 @@ def delete_jobs() -> tuple[list, int]:
     """Delete each ``{name, project}``: a malformed body deletes nothing (422 naming every bad item); then one
     result per item, so one that fails in the cluster (absent, forbidden) does not fail the others."""
     jobs = service()
-    user = caller().user
+    who = identity_fields(caller())
     delete_pvcs = parameters(_DELETE_QUERY, request.args, error=BadRequest).get("deletePvcs", False)
     items = json_body()
     if not isinstance(items, list):
@@ -82,7 +83,7 @@ def delete_jobs() -> tuple[list, int]:
         results.append(result)
         DELETES.labels("ok" if result["ok"] else "error").inc()
         audit_log.info("audit delete", extra={
-            "event": "delete", "user": user, "project": project, "job": name,
+            "event": "delete", **who, "project": project, "job": name,
             "outcome": "ok" if result["ok"] else "error", "deleted": result.get("deleted", []),
             "status": result["error"]["status"] if result["error"] else 200,
         })
@@ -158,9 +159,9 @@ OPERATIONS: dict[str, dict[str, dict]] = {
     }},
     "/api/v1/job/{project}/{name}": {"get": {
         "operationId": "getJob", "tags": ["jobs"],
-        "summary": "One job with its status",
+        "summary": "One job with its status, its reason, its pods and events",
         "parameters": [{"in": "path", "schema": JobPathSchema}],
-        "responses": responses("JobView", errors={404: "The project has no namespace, or it has no such job.",
+        "responses": responses("JobDetail", errors={404: "The project has no namespace, or it has no such job.",
                                                   **BAD_PARAMETER, **CLUSTER}),
     }},
 }

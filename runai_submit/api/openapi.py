@@ -14,6 +14,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from .. import __version__, schemas
 from . import API_MODULES
+from .identity import apply_security
 from .spec import HEADERS
 
 docs = Blueprint("docs", __name__)
@@ -53,7 +54,7 @@ def _field_rules(converter: Any, field: Any, ret: dict, **kwargs: Any) -> dict:
     return extra
 
 
-def build_openapi() -> dict:
+def build_openapi(auth_mode: str = "header") -> dict:
     plugin = MarshmallowPlugin()
     spec = APISpec(
         title="runai-submit",
@@ -72,7 +73,7 @@ def build_openapi() -> dict:
         spec.components.schema(name, schema=schema)
     for path, operations in OPERATIONS.items():
         spec.path(path=path, operations=_resolve_refs(operations))
-    return spec.to_dict()
+    return apply_security(spec.to_dict(), auth_mode)
 
 
 def _resolve_refs(value: Any) -> Any:
@@ -107,7 +108,7 @@ _DOCS_INIT = """window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#swag
 def openapi_json() -> Response:
     state = current_app.extensions["runai_submit"]
     if state.openapi is None:
-        state.openapi = build_openapi()
+        state.openapi = build_openapi(state.settings.auth_mode)
     return current_app.json.response(state.openapi)
 
 

@@ -18,7 +18,7 @@ from marshmallow import ValidationError, fields, validate
 from ..errors import FieldError
 from ..model import EnvVar
 from ..render import names
-from ..units import DURATION_INPUT, POSITIVE_QUANTITY_INPUT, duration_seconds, normalize_quantity, quantity_value
+from ..units import DURATION_INPUT, POSITIVE_QUANTITY_INPUT, ZERO_QUANTITY, duration_seconds, normalize_quantity
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 SERVICE_TYPES = ("nodeport", "loadbalancer", "clusterip", "portforward", "ingress")
@@ -155,13 +155,11 @@ class Quantity(StrictString):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            text = normalize_quantity(text)
+            return normalize_quantity(text)
         except ValueError:
-            raise ValidationError("must be a quantity more than 0 such as 512Mi, 4Gi, 3G or 3GB "
-                                  "(an exponent has at most two digits)") from None
-        if quantity_value(text) <= 0:  # the pattern already says so; kept as the arithmetic's own word
-            raise ValidationError("must be greater than 0")
-        return text
+            if ZERO_QUANTITY.fullmatch(text):
+                raise ValidationError("must be greater than 0") from None
+            raise ValidationError("must be a quantity such as 512Mi, 4Gi, 3G or 3GB") from None
 
     def openapi(self, ref: Ref) -> dict:
         return {"pattern": POSITIVE_QUANTITY_INPUT.pattern, "example": "4Gi"}

@@ -78,3 +78,49 @@ class DeleteQuerySchema(Schema):
 
     deletePvcs = QueryFlag(metadata={"description": "also delete the claims the job created. Exactly true or "
                                                     "false."})
+
+
+class QueryInteger(fields.Field):
+    """A whole-number query parameter from ``minimum`` to ``maximum``: ASCII digits only (no sign, no spaces)."""
+
+    def __init__(self, minimum: int, maximum: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.minimum, self.maximum = minimum, maximum
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
+        digits = isinstance(value, str) and value.isascii() and value.isdigit()
+        if not digits or len(value.lstrip("0")) > len(str(self.maximum)) or not self.minimum <= int(value) <= self.maximum:
+            raise ValidationError(f"must be a whole number from {self.minimum} to {self.maximum}, not {value!r}")
+        return int(value)
+
+    def openapi(self, ref: Ref) -> dict:
+        return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+
+
+def object_name_field(**kwargs: Any) -> StrictString:
+    return StrictString(validate=name_rule(names.DNS1123_SUBDOMAIN, MSG_SUBDOMAIN, names.MAX_SUBDOMAIN), **kwargs)
+
+
+class LogQuerySchema(Schema):
+    """``GET /api/v1/job/{project}/{name}/logs``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    MAX_TAIL = 1_000_000
+
+    follow = QueryFlag(metadata={"description": "keep streaming new lines. Exactly true or false."})
+    tail = QueryInteger(0, MAX_TAIL, metadata={"description": "only the last lines"})
+    pod = object_name_field(metadata={"description": "one of the job's pods (default: the newest that has started)"})
+    container = object_name_field(metadata={"description": "default: the job's container"})
+    previous = QueryFlag(metadata={"description": "the log of the previous instance of a restarted container. "
+                                                  "Exactly true or false."})
+
+
+class PolicyQuerySchema(Schema):
+    """``GET /api/v1/policy``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    project = project_field(metadata={"description": "the project; without it, the cluster-wide policy"})
