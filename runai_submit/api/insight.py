@@ -71,6 +71,13 @@ _NO_JOB = {404: "The project has no namespace, or it has no such job."}
 _ACTION_ERRORS = {**NEEDS_USER, **_NO_JOB, 409: "The job has finished: it can no longer be suspended or resumed.",
                   **BAD_PARAMETER, **CLUSTER}
 
+def _action(operation_id: str, summary: str, effect: str, answer: str) -> dict:
+    return {"post": {"operationId": operation_id, "tags": ["jobs"], "summary": summary,
+                     "description": f"{effect} Idempotent; 409 for a job that has finished.",
+                     "parameters": [USER_HEADER, _JOB_PATH],
+                     "responses": responses("JobDetail", answer, errors=_ACTION_ERRORS)}}
+
+
 OPERATIONS: dict[str, dict[str, dict]] = {
     "/api/v1/job/{project}/{name}/logs": {"get": {
         "operationId": "getJobLogs", "tags": ["jobs"],
@@ -87,22 +94,12 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             409: "No pod of the job ever started a container, or the API server has no log for it yet.",
             **BAD_PARAMETER, **CLUSTER}),
     }},
-    "/api/v1/job/{project}/{name}/suspend": {"post": {
-        "operationId": "suspendJob", "tags": ["jobs"],
-        "summary": "Suspend a job",
-        "description": "Sets spec.suspend on the workload; the job controller removes its pods. Idempotent; 409 "
-                       "for a job that has finished.",
-        "parameters": [USER_HEADER, _JOB_PATH],
-        "responses": responses("JobDetail", "The job, now Suspended.", errors=_ACTION_ERRORS),
-    }},
-    "/api/v1/job/{project}/{name}/resume": {"post": {
-        "operationId": "resumeJob", "tags": ["jobs"],
-        "summary": "Resume a suspended job",
-        "description": "Clears spec.suspend; the job controller creates its pods again. Idempotent; 409 for a "
-                       "job that has finished.",
-        "parameters": [USER_HEADER, _JOB_PATH],
-        "responses": responses("JobDetail", errors=_ACTION_ERRORS),
-    }},
+    "/api/v1/job/{project}/{name}/suspend": _action(
+        "suspendJob", "Suspend a job", "Sets spec.suspend on the workload; the job controller removes its pods.",
+        "The job, now Suspended."),
+    "/api/v1/job/{project}/{name}/resume": _action(
+        "resumeJob", "Resume a suspended job", "Clears spec.suspend; the job controller creates its pods again.",
+        "The job, resumed."),
 }
 
 # PodView and EventView come along as JobDetail's nested schemas (apispec names them after their classes).
