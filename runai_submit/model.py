@@ -97,6 +97,8 @@ class SubmitContext:
     workload_kind: str
     scheduler_name: str = "runai-scheduler"
     ingress_class: str = ""
+    # Extra annotations of the workload, e.g. the Idempotency-Key's digests (service/idempotency.py).
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,11 @@ PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 SERVICE = Kind("v1", "Service", "services")
 INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
+# The record of an Idempotency-Key: created last, owned by the workload (service/idempotency.py).
+CONFIGMAP = Kind("v1", "ConfigMap", "configmaps")
 
 WORKLOAD_KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB)}
-KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB, PVC, SERVICE, INGRESS, NAMESPACE)}
+KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB, PVC, SERVICE, INGRESS, NAMESPACE, CONFIGMAP)}
 
 # The verbs the service uses on each kind: the source of truth for the RBAC rules in deploy/.
 VERBS = {
@@ -54,6 +56,7 @@ VERBS = {
     SERVICE.kind: ("create", "get", "list", "delete"),
     INGRESS.kind: ("create", "get", "list", "delete"),
     NAMESPACE.kind: ("get", "list"),
+    CONFIGMAP.kind: ("create", "get", "delete"),
 }
 
 

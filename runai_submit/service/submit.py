@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cluster.applier import apply_all
 from ..cluster.errors import AlreadyExists, NamespaceMissing
@@ -13,6 +14,9 @@ from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext
 from ..render import make_dependents, make_workload
 from ..schemas import load_submit_request
 from .base import ServiceBase
+
+if TYPE_CHECKING:
+    from .idempotency import IdempotencyKey
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,7 @@ class SubmitResult:
     kind: str
     objects: list[CreatedObject] = field(default_factory=list)
     manifests: list[dict] = field(default_factory=list)
+    replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key; nothing was created
 
     def to_dict(self, *, with_manifests: bool = False) -> dict:
         body = {
@@ -42,11 +47,17 @@ class SubmitResult:
 class Submitter(ServiceBase):
     """Submits validated jobs to a cluster, all or nothing."""
 
-    def submit_request(self, payload: Any, user: str, *, dry_run: bool = False) -> SubmitResult:
+    def submit_request(
+        self, payload: Any, user: str, *, dry_run: bool = False, key: IdempotencyKey | None = None
+    ) -> SubmitResult:
         """The whole path of one ``{"job": {...}}``: validate, then create. Single and batch submits share it."""
+        spec = self.validate_request(payload, user)
+        return self.submit(spec, user, dry_run=dry_run, key=key)
+
+    def validate_request(self, payload: Any, user: str) -> JobSpec:
+        """Everything a job payload must pass before anything is created (an atomic batch checks all first)."""
         with timed("validate"):
-            spec = load_submit_request(payload)
-        return self.submit(spec, user, dry_run=dry_run)
+            return load_submit_request(payload)
 
     def context(self, spec: JobSpec, name: str, user: str) -> SubmitContext:
         workload = self.cluster.workload_kind()
@@ -60,16 +71,28 @@ class Submitter(ServiceBase):
             ingress_class=self.settings.ingress_class,
         )
 
-    def submit(self, spec: JobSpec, user: str, *, dry_run: bool = False) -> SubmitResult:
-        """Create the job's objects; a generated name that collides is replaced, an explicit one is a 409."""
+    def submit(
+        self, spec: JobSpec, user: str, *, dry_run: bool = False, key: IdempotencyKey | None = None
+    ) -> SubmitResult:
+        """Create the job's objects; a generated name that collides is replaced, an explicit one is a 409.
+
+        With an Idempotency-Key the name derives from the key, and a taken name may be the key's own job:
+        ``service/idempotency.py`` decides (replay it, wait for it, or refuse a different job).
+        """
+        binding = key.bind(self, spec, user) if key is not None else None
         tries = 1 if spec.name else self.settings.name_retries
         attempt, namespace_rechecked = 0, False
         while attempt < tries:
-            name = spec.name or self.name_factory(spec.job_name_prefix)
+            name = spec.name or (binding.name(attempt) if binding else self.name_factory(spec.job_name_prefix))
             ctx = self.context(spec, name, user)
             try:
+                if binding is not None:
+                    return binding.create(ctx, dry_run=dry_run)
                 return self._create(spec, ctx, dry_run=dry_run)
             except AlreadyExists as exc:
+                replay = binding.resolve(exc, ctx, dry_run=dry_run) if binding is not None else None
+                if replay is not None:
+                    return replay
                 if spec.name:
                     raise NameTaken(spec.project, name, details=exc.details or exc.message).caused_by(exc) from exc
                 log.info("generated name %s/%s is taken; trying another", ctx.namespace, name)
@@ -85,7 +108,15 @@ class Submitter(ServiceBase):
             details="Give the job a name, or a jobNamePrefix with fewer jobs.",
         )
 
-    def _create(self, spec: JobSpec, ctx: SubmitContext, *, dry_run: bool) -> SubmitResult:
+    def _create(
+        self,
+        spec: JobSpec,
+        ctx: SubmitContext,
+        *,
+        dry_run: bool,
+        record: Callable[[OwnerRef, list[dict]], dict] | None = None,
+    ) -> SubmitResult:
+        """Create the workload, then its dependents, then ``record(owner, manifests)`` if given, all or none."""
         with timed("render"):
             workload = make_workload(spec, ctx)
         dependents: list[dict] = []
@@ -94,6 +125,8 @@ class Submitter(ServiceBase):
             owner = OwnerRef(created.api_version, created.kind, created.name, created.uid)
             with timed("render"):
                 dependents.extend(make_dependents(spec, ctx, owner))
+                if record is not None:  # last, so that it exists only once everything else does
+                    dependents.append(record(owner, [workload, *dependents]))
             return dependents
 
         with timed("apply"):
