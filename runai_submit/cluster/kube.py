@@ -53,6 +53,11 @@ def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Co
     configuration.retries = Retry(
         total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.05, respect_retry_after_header=False
     )
+    # A batch submit creates up to batch_concurrency jobs at once over this one pool. urllib3 keeps at most
+    # maxsize connections per host (the client's default is 5 per CPU the machine reports, so 5 on one core)
+    # and opens-and-drops any beyond, logging "Connection pool is full": keep room for the whole fan-out.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0,
+                                                settings.batch_concurrency)
     return configuration
 
 

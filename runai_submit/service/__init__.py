@@ -5,12 +5,13 @@ references only) so that every call a request makes goes through the caller's ha
 """
 from __future__ import annotations
 
+from .batch import Batches, BatchResult
 from .jobs import Jobs, job_status, job_view
 from .submit import Submitter, SubmitResult
 
 
-class JobService(Submitter, Jobs):
+class JobService(Batches, Submitter, Jobs):
     """Every use case, over one cluster handle and the settings."""
 
 
-__all__ = ["JobService", "Jobs", "SubmitResult", "Submitter", "job_status", "job_view"]
+__all__ = ["BatchResult", "Batches", "JobService", "Jobs", "SubmitResult", "Submitter", "job_status", "job_view"]
