@@ -9,12 +9,16 @@ import concurrent.futures
 import json
 import threading
 import time
+import urllib.request
 
 import pytest
 
-from runai_submit.service.idempotency import IdempotencyKey, job_digest
+from runai_submit.cluster.kinds import CONFIGMAP
+from runai_submit.cluster.kube import KubeCluster
+from runai_submit.config import Settings
 from runai_submit.schemas import load_submit_request
-from tests.conftest import MAXIMAL_JOB, SEED_JOB, make_app
+from runai_submit.service.idempotency import IdempotencyKey, job_digest
+from tests.conftest import MAXIMAL_JOB, SEED_JOB, TEAM_A, make_app
 
 KEY = "sweep-42/trial-7"
 SERVICE_JOB = {**SEED_JOB, "ports": [{"container": 8080}], "serviceType": "clusterip"}
@@ -367,3 +371,42 @@ def _wait_for(predicate, what: str, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def test_a_record_orphaned_by_an_orphan_delete_is_released_by_the_next_request(client, fake_api):
+    """kubectl delete --cascade=orphan removes the job but keeps its record, without an owner: the garbage
+    collector will never take it. The next request with the key deletes it and says to retry."""
+    first = keyed(client, SEED_JOB)
+    assert first.status_code == 200
+    request = urllib.request.Request(
+        f"{fake_api.url}/apis/run.ai/v1/namespaces/runai-team-a/runaijobs/{first.json['name']}"
+        "?propagationPolicy=Orphan", method="DELETE", headers={"Authorization": f"Bearer {fake_api.token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    (orphan,) = stored(fake_api, "ConfigMap")
+    assert "ownerReferences" not in orphan["metadata"]
+
+    released = keyed(client, SEED_JOB)
+    assert released.status_code == 409, released.json
+    assert released.headers["Retry-After"] == "1"
+    assert stored(fake_api, "ConfigMap") == [] and stored(fake_api, "RunaiJob") == []
+
+    again = keyed(client, SEED_JOB)
+    assert again.status_code == 200, again.json
+    assert "Idempotent-Replayed" not in again.headers
+    assert again.json["name"] == first.json["name"]
+
+
+def test_delete_with_a_uid_precondition_spares_a_newer_object(fake_api, tmp_path):
+    settings = Settings.load({"backend": "kubeconfig", "kubeconfig": fake_api.write_kubeconfig(tmp_path / "k")})
+    cluster = KubeCluster.from_settings(settings, "kubeconfig")
+    try:
+        manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "b"}}
+        created = cluster.create(TEAM_A, manifest)
+        assert cluster.delete(TEAM_A, CONFIGMAP, "cm", uid="not-its-uid") is False
+        assert cluster.get(TEAM_A, CONFIGMAP, "cm") is not None
+        assert cluster.delete(TEAM_A, CONFIGMAP, "cm", uid=created.uid) is True
+        assert cluster.get(TEAM_A, CONFIGMAP, "cm") is None
+        assert cluster.delete(TEAM_A, CONFIGMAP, "cm", uid=created.uid) is False
+    finally:
+        cluster.close()

@@ -149,15 +149,23 @@ class KubeCluster:
         log.debug("%s %s %s/%s", "dry-run created" if dry_run else "created", kind.kind, namespace, meta.get("name"))
         return CreatedObject(kind.api_version, kind.kind, meta.get("name", name), meta.get("uid", ""), created)
 
-    def delete(self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background") -> bool:
-        """Delete one object (and, by the garbage collector, its dependents); False when it was absent."""
+    def delete(
+        self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background", uid: str | None = None
+    ) -> bool:
+        """Delete one object (and, by the garbage collector, its dependents); False when it was absent.
+
+        With ``uid`` only that very object goes, never one created since under the same name (False then):
+        https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/#DeleteOptions
+        """
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
         code, _, _ = self._request(
-            "DELETE", kind.object_path(namespace, name), query={"propagationPolicy": propagation},
-            verb="delete", kind=kind.kind, what=f"delete {kind.kind} {namespace}/{name}", expect=(200, 202, 404),
+            "DELETE", kind.object_path(namespace, name), query={"propagationPolicy": propagation}, body=body,
+            verb="delete", kind=kind.kind, what=f"delete {kind.kind} {namespace}/{name}",
+            expect=(200, 202, 404, 409) if uid else (200, 202, 404),  # 409: the precondition failed
         )
-        if code != 404:
+        if code in (200, 202):
             log.info("deleted %s %s/%s", kind.kind, namespace, name)
-        return code != 404
+        return code in (200, 202)
 
     def get(self, namespace: str, kind: Kind, name: str) -> dict | None:
         code, body, _ = self._request("GET", kind.object_path(namespace, name),

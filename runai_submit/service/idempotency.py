@@ -229,19 +229,30 @@ class KeyBinding:
 
     def _bound_elsewhere(self, record: dict, ctx: SubmitContext, dry_run: bool) -> SubmitResult:
         """The key's record names a job other than ``ctx.name``: is that job alive (a different job under
-        this key), or deleted with its record not yet collected (the key is about to be free)?"""
-        owner = _owner(record)
+        this key, or the same job under another name), or gone (the key is free once the record goes)?"""
+        owner = _owner(record) or {}
         alive = None
-        if owner is not None and owner.get("kind") in WORKLOAD_KINDS:
+        if owner.get("kind") in WORKLOAD_KINDS:
             alive = self.cluster.get(ctx.namespace, WORKLOAD_KINDS[owner["kind"]], owner.get("name", ""))
         if alive is None or (alive.get("metadata") or {}).get("uid") != owner.get("uid"):
-            # The garbage collector deletes a record soon after its job is deleted.
-            # https://kubernetes.io/docs/concepts/architecture/garbage-collection/#background-deletion
-            raise KeyInUse(f"The job this {KEY_HEADER} was used for has been deleted and the key is being "
-                           "released; retry.", "is being released")
+            if dry_run:  # a dry run changes nothing, not even a record that is garbage
+                raise KeyInUse(f"The job this {KEY_HEADER} was used for has been deleted; the key is being "
+                               "released.", "is being released")
+            self._release(record, ctx)
+            raise KeyInUse(f"The job this {KEY_HEADER} was used for has been deleted; the key is free now, "
+                           "retry.", "was released")
         if _annotations(record).get(JOB_ANNOTATION) == self.digest:
             return self._replay(record, dry_run)
         raise KeyReused(owner.get("name", ""), self.spec.project)
+
+    def _release(self, record: dict, ctx: SubmitContext) -> None:
+        """Delete a record whose job is gone. The garbage collector would, soon after the job's deletion
+        (https://kubernetes.io/docs/concepts/architecture/garbage-collection/#background-deletion), but
+        not at all when the job was deleted with propagationPolicy=Orphan, which leaves the record without
+        an owner. The uid precondition spares a record another request made since under the same name."""
+        uid = (record.get("metadata") or {}).get("uid")
+        if self.cluster.delete(ctx.namespace, CONFIGMAP, self.record_name, uid=uid):
+            log.info("released the record %s/%s of a deleted job", ctx.namespace, self.record_name)
 
     def _replay(self, record: dict, dry_run: bool) -> SubmitResult:
         from .submit import SubmitResult
