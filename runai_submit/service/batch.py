@@ -277,6 +277,8 @@ def _failure_like(cause: ServiceError, message: str, *, details: str, errors: li
 
 def _batch_outcome(result: BatchResult) -> str:
     if result.failure is not None:
-        return "invalid" if isinstance(result.failure, ValidationFailed) else "rolled_back"
+        if isinstance(result.failure, ValidationFailed):
+            return "invalid"
+        return "failed" if result.dry_run else "rolled_back"
     oks = sum(item.ok for item in result.items)
     return "ok" if oks == len(result.items) else "failed" if oks == 0 else "partial"
