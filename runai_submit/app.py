@@ -19,7 +19,7 @@ from .cluster import Cluster, check_connection_settings, connect
 from .config import Settings
 from .errors import ServiceError
 from .identity import Caller
-from .service import JobService
+from .service import JobService, PolicyStore
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,13 @@ class AppState:
     never share a pool inherited across ``fork``.
     """
 
-    def __init__(self, settings: Settings, cluster_factory: Callable[[Settings], Cluster]) -> None:
+    def __init__(self, settings: Settings, cluster_factory: Callable[[Settings], Cluster],
+                 policy_store: PolicyStore | None = None) -> None:
         self.settings = settings
         self._factory = cluster_factory
+        # Read (and validated) in create_app, so a bad policy file stops the start; after a fork each
+        # worker keeps its own copy and checks the file for changes on its own.
+        self.policy_store = policy_store
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._service: JobService | None = None
@@ -45,7 +49,8 @@ class AppState:
         if self._service is None or self._pid != os.getpid():
             with self._lock:
                 if self._service is None or self._pid != os.getpid():
-                    self._service = JobService(self._factory(self.settings), self.settings)
+                    self._service = JobService(self._factory(self.settings), self.settings,
+                                               policy_store=self.policy_store)
                     self._pid = os.getpid()
         return self._service
 
@@ -59,7 +64,8 @@ class AppState:
         base = self.service
         if not caller.acts_as_itself:
             return base
-        return JobService(base.cluster.acting_as(caller), self.settings, name_factory=base.name_factory)
+        return JobService(base.cluster.acting_as(caller), self.settings, name_factory=base.name_factory,
+                          policy_store=self.policy_store)
 
     def readiness(self) -> dict:
         """Ping the cluster at most once per ``ready_cache_seconds``; raise ClusterUnavailable when it fails."""
@@ -103,8 +109,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
+    policy_store = PolicyStore(settings.policy_file, settings.policy_reload_seconds)
     if cluster is not None:
-        state = AppState(settings, lambda _settings: cluster)
+        state = AppState(settings, lambda _settings: cluster, policy_store)
     else:
         backend = check_connection_settings(settings)
         if backend == "offline":
@@ -113,7 +120,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
                 "and nothing reaches Kubernetes. Set RUNAI_SUBMIT_BACKEND/RUNAI_SUBMIT_KUBECONFIG to use a cluster.",
                 os.path.abspath(settings.offline_dir),
             )
-        state = AppState(settings, connect)
+        state = AppState(settings, connect, policy_store)
     app.extensions["runai_submit"] = state
     register_observability(app)
     register_blueprints(app)

@@ -1515,7 +1515,20 @@ class FakeApiServer:
             self._job_selector(obj)
         if not dry_run:
             self._store[res.kind][key] = obj
-        return 201, obj, {}
+        return 201, obj, self._pod_security_headers(res, ns, obj)  # policy: PSA warnings
+
+    # ------------------------------------------------------------------ Pod Security warnings (policy)
+    def _pod_security_headers(self, res: _Resource, ns: str, obj: dict) -> dict[str, str]:
+        """The Warning header of a batch/v1 Job whose pod template breaks its namespace's warn level."""
+        if res.kind != "Job":
+            return {}
+        namespace = self._store["Namespace"].get(("", ns)) or {}
+        level = _psa_warn_level(_dl(namespace.get("metadata", {}).get("labels")))
+        if level == "privileged":
+            return {}
+        template = _dl(_dl(obj.get("spec")).get("template"))
+        violations = _psa_violations(_dl(template.get("spec")), level)
+        return {"Warning": _psa_warning_header(level, violations)} if violations else {}
 
     @staticmethod
     def _dry_run(query: dict[str, str]) -> bool:
@@ -2188,6 +2201,131 @@ def _validate_ingress(spec: dict | None) -> list[_FieldErr]:
     if cls:
         errs += [_fe_invalid("spec.ingressClassName", cls, m) for m in _dns1123_subdomain_errs(cls)]
     return errs
+
+
+# --------------------------------------------------------------------------------------
+# Pod Security Admission on pod templates: the Warning header (policy)
+# --------------------------------------------------------------------------------------
+# The real server checks the pod template of a batch/v1 Job against its namespace's ``warn`` level
+# (which defaults to the ``enforce`` level) and answers the create -- dry run too -- with one header
+#   Warning: 299 - "would violate PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), ..."
+# It never refuses the Job itself (``enforce`` judges pods, which the job controller makes later), and it
+# ignores custom resources such as RunaiJob. Checks and wording below were taken from a v1.28
+# kube-apiserver (../shared/kube) for the subset of checks a job of this project can meet: host
+# namespaces, hostPath / restricted volume types, hostPort, privileged, allowPrivilegeEscalation,
+# capabilities drop ALL, runAsNonRoot, seccompProfile. Check order is the real one.
+
+_PSA_LEVELS = ("privileged", "baseline", "restricted")
+_PSA_ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                        "projected", "secret"}
+
+
+def _psa_warn_level(labels: dict[str, str]) -> str:
+    level = labels.get("pod-security.kubernetes.io/warn") or labels.get("pod-security.kubernetes.io/enforce")
+    if not level:
+        return "privileged"
+    return level if level in _PSA_LEVELS else "restricted"
+
+
+def _psa_quote(names: list[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _psa_containers(names: list[str]) -> str:
+    return f'{"container" if len(names) == 1 else "containers"} {_psa_quote(names)}'
+
+
+def _psa_violations(pod: dict, level: str) -> list[str]:
+    """Each ``reason (detail)`` the pod spec breaks at ``level``, in the real server's order."""
+    pod = _dl(pod)
+    psc = _dl(pod.get("securityContext"))
+    containers = [c for c in _ll(pod.get("initContainers")) + _ll(pod.get("containers")) if isinstance(c, dict)]
+
+    def sc(c: dict) -> dict:
+        return _dl(c.get("securityContext"))
+
+    out = []
+    hosts = [f"{k}=true" for k, f in (("hostNetwork", "hostNetwork"), ("hostPID", "hostPID"), ("hostIPC", "hostIPC"))
+             if pod.get(f) is True]
+    if hosts:
+        out.append(f"host namespaces ({', '.join(hosts)})")
+    volumes = [v for v in _ll(pod.get("volumes")) if isinstance(v, dict)]
+    host_paths = [v.get("name", "") for v in volumes if "hostPath" in v]
+    if host_paths and level == "baseline":
+        out.append(f'hostPath volumes ({"volume" if len(host_paths) == 1 else "volumes"} {_psa_quote(host_paths)})')
+    port_users, host_ports = [], []
+    for c in containers:
+        ports = [p.get("hostPort") for p in _ll(c.get("ports")) if isinstance(p, dict) and p.get("hostPort")]
+        if ports:
+            port_users.append(c.get("name", ""))
+            host_ports += [str(p) for p in ports]
+    host_ports = sorted(set(host_ports))  # the real server collects them in a sorted set
+    if port_users:
+        verb = "uses hostPort" if len(port_users) == 1 and len(host_ports) == 1 else (
+            "uses hostPorts" if len(port_users) == 1 else ("use hostPort" if len(host_ports) == 1 else "use hostPorts"))
+        out.append(f"hostPort ({_psa_containers(port_users)} {verb} {', '.join(host_ports)})")
+    privileged = [c.get("name", "") for c in containers if sc(c).get("privileged") is True]
+    if privileged:
+        out.append(f"privileged ({_psa_containers(privileged)} must not set securityContext.privileged=true)")
+    if level == "restricted":
+        escalating = [c.get("name", "") for c in containers if sc(c).get("allowPrivilegeEscalation") is not False]
+        if escalating:
+            out.append(f"allowPrivilegeEscalation != false ({_psa_containers(escalating)} must set "
+                       "securityContext.allowPrivilegeEscalation=false)")
+        no_drop = [c.get("name", "") for c in containers
+                   if "ALL" not in _ll(_dl(sc(c).get("capabilities")).get("drop"))]
+        if no_drop:
+            out.append(f'unrestricted capabilities ({_psa_containers(no_drop)} must set '
+                       'securityContext.capabilities.drop=["ALL"])')
+        restricted = [(v.get("name", ""), t) for v in volumes
+                      for t in [next((k for k in v if k != "name"), "")] if t not in _PSA_ALLOWED_VOLUMES]
+        if restricted:
+            names = [n for n, _ in restricted]
+            kinds = list(dict.fromkeys(t for _, t in restricted))
+            out.append(f'restricted volume types ({"volume" if len(names) == 1 else "volumes"} {_psa_quote(names)} '
+                       f'{"uses" if len(names) == 1 else "use"} restricted volume '
+                       f'{"type" if len(kinds) == 1 else "types"} {_psa_quote(kinds)})')
+        out += _psa_explicit_or_implicit(
+            "runAsNonRoot != true", psc.get("runAsNonRoot"), [(c.get("name", ""), sc(c).get("runAsNonRoot"))
+                                                               for c in containers],
+            bad=lambda v: v is False, good=lambda v: v is True,
+            must_not="must not set securityContext.runAsNonRoot=false",
+            must="must set securityContext.runAsNonRoot=true")
+    seccomp = lambda d: _dl(d.get("seccompProfile")).get("type")  # noqa: E731
+    if level == "restricted":
+        out += _psa_explicit_or_implicit(
+            "seccompProfile", seccomp(psc), [(c.get("name", ""), seccomp(sc(c))) for c in containers],
+            bad=lambda v: v == "Unconfined", good=lambda v: v in ("RuntimeDefault", "Localhost"),
+            must_not='must not set securityContext.seccompProfile.type to "Unconfined"',
+            must='must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
+    elif level == "baseline":
+        out += _psa_explicit_or_implicit(
+            "seccompProfile", seccomp(psc), [(c.get("name", ""), seccomp(sc(c))) for c in containers],
+            bad=lambda v: v == "Unconfined", good=lambda v: True,
+            must_not='must not set securityContext.seccompProfile.type to "Unconfined"', must="")
+    return out
+
+
+def _psa_explicit_or_implicit(reason: str, pod_value: Any, containers: list[tuple[str, Any]], *, bad, good,
+                              must_not: str, must: str) -> list[str]:
+    """The shape of runAsNonRoot and seccompProfile: explicit bad values first, else unset containers."""
+    setters = ["pod"] if pod_value is not None and bad(pod_value) else []
+    explicit = [n for n, v in containers if v is not None and bad(v)]
+    if explicit:
+        setters.append(_psa_containers(explicit))
+    if setters:
+        return [f"{reason} ({' and '.join(setters)} {must_not})"]
+    if pod_value is not None and good(pod_value):
+        return []
+    implicit = [n for n, v in containers if v is None or not good(v)]
+    if implicit and must:
+        return [f"{reason} (pod or {_psa_containers(implicit)} {must})"]
+    return []
+
+
+def _psa_warning_header(level: str, violations: list[str]) -> str:
+    text = f'would violate PodSecurity "{level}:latest": ' + ", ".join(violations)
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # --------------------------------------------------------------------------------------

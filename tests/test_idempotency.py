@@ -410,3 +410,35 @@ def test_delete_with_a_uid_precondition_spares_a_newer_object(fake_api, tmp_path
         assert cluster.delete(TEAM_A, CONFIGMAP, "cm", uid=created.uid) is False
     finally:
         cluster.close()
+
+
+# --- with an admin policy: a key binds the request as sent, not the defaults the policy adds -------------
+
+
+def _policy_client(fake_api, folder, text: str):
+    folder.mkdir()
+    (folder / "policy.yaml").write_text(text)
+    return make_app(fake_api, folder, policy_file=str(folder / "policy.yaml")).test_client()
+
+
+@pytest.mark.parametrize("job", [
+    {"project": "team-a", "image": "busybox:1.36"},  # valid on its own
+    {"project": "team-a"},                           # needs the policy's default image to be valid
+], ids=["valid-alone", "needs-defaults"])
+def test_a_retry_after_the_policy_changed_replays_the_first_answer(fake_api, tmp_path, job):
+    """The retry lands on a replica whose policy fills in other defaults: it is still the same request."""
+    before = _policy_client(fake_api, tmp_path / "before", "defaults: {cpu: 0.5, image: 'busybox:1.36'}\n")
+    after = _policy_client(fake_api, tmp_path / "after", "defaults: {cpu: 2, image: 'busybox:1.37'}\n")
+
+    first = keyed(before, job)
+    assert first.status_code == 200, first.json
+    assert "cpu" in first.json["defaulted"]
+    again = keyed(after, job)
+
+    assert again.status_code == 200, again.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json  # the first answer, with what the first policy filled in
+    assert len(stored(fake_api, "RunaiJob")) == 1
+    changed = keyed(after, {**job, "gpu": 1})
+    assert changed.status_code == 422
+    assert [error["field"] for error in changed.json["errors"]] == ["Idempotency-Key"]

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import batch, jobs, system
+from . import batch, jobs, policy, system
 from .errors import register_error_handlers
 
-API_MODULES = (jobs, system, batch)
+API_MODULES = (jobs, system, policy, batch)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from urllib.parse import urlencode
@@ -73,6 +74,9 @@ class KubeCluster:
         self._workload: Kind | None = None
         self._namespaces: dict[str, str] = {}
         self._namespaces_read_at = float("-inf")
+        # --- policy: namespace labels (Pod Security level) ---
+        self._labelled_namespaces: dict[str, dict[str, str]] = {}  # read with the project map
+        self._other_namespaces: dict[str, tuple[float, dict[str, str]]] = {}  # by convention: (read at, labels)
 
     @classmethod
     def from_settings(cls, settings: Settings, backend: str) -> KubeCluster:
@@ -131,7 +135,39 @@ class KubeCluster:
                             self.settings.namespace_template)
                 return
             self._namespaces = {item["metadata"]["labels"][QUEUE_LABEL]: item["metadata"]["name"] for item in items}
+            # policy: the labels of these namespaces (their Pod Security level) come with the map
+            self._labelled_namespaces = {item["metadata"]["name"]: item["metadata"]["labels"] for item in items}
             self._namespaces_read_at = time.monotonic()
+
+    # --- policy: the labels of a project namespace (its Pod Security level) -------------------------
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """The labels of ``namespace``, cached like the project map; {} when it cannot be read.
+
+        A namespace labelled runai/queue comes with the project map (no call of its own); one found by
+        the naming convention costs one GET per ``namespace_cache_seconds``. When neither can be read
+        the Pod Security level is left to the API server, which still enforces it on the pods.
+        """
+        ttl = self.settings.namespace_cache_seconds
+        if time.monotonic() - self._namespaces_read_at > ttl:
+            self._refresh_namespaces()
+        if namespace in self._labelled_namespaces:
+            return self._labelled_namespaces[namespace]
+        cached = self._other_namespaces.get(namespace)
+        if cached is not None and time.monotonic() - cached[0] <= ttl:
+            return cached[1]
+        try:
+            code, body, _ = self._request("GET", NAMESPACE.object_path(None, namespace), verb="get",
+                                          kind="Namespace", what=f"read namespace {namespace}", expect=(200, 404))
+        except ServiceError as exc:
+            log.warning("cannot read the labels of namespace %s (%s); Pod Security is left to the API server",
+                        namespace, exc.message)
+            return {}
+        if code == 404:
+            return {}  # not cached: the create answers NotFound, and the namespace may appear any time
+        labels = json.loads(body).get("metadata", {}).get("labels") or {}
+        self._other_namespaces[namespace] = (time.monotonic(), labels)
+        return labels
 
     # --- object operations -----------------------------------------------------------------------
 
@@ -139,7 +175,7 @@ class KubeCluster:
         kind = kind_of(manifest)
         name = manifest["metadata"]["name"]
         query = {"dryRun": "All"} if dry_run else None
-        _, body, _ = self._request(
+        _, body, headers = self._request(
             "POST", kind.collection_path(namespace), query=query, body=manifest,
             verb="create", kind=kind.kind, what=f"create {kind.kind} {namespace}/{name}", expect=(200, 201, 202),
         )
@@ -147,7 +183,8 @@ class KubeCluster:
         meta = created.get("metadata", {})
         # DEBUG: the submit's audit record lists every object created; deletes and rollbacks stay at INFO.
         log.debug("%s %s %s/%s", "dry-run created" if dry_run else "created", kind.kind, namespace, meta.get("name"))
-        return CreatedObject(kind.api_version, kind.kind, meta.get("name", name), meta.get("uid", ""), created)
+        return CreatedObject(kind.api_version, kind.kind, meta.get("name", name), meta.get("uid", ""), created,
+                             warnings=api_warnings(headers))  # policy: the API server's warnings
 
     def delete(
         self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background", uid: str | None = None
@@ -244,3 +281,23 @@ class KubeCluster:
                 continue
             raise error
         raise AssertionError("unreachable")  # the loop either returns or raises
+
+
+# --- policy: the API server's warnings -------------------------------------------------------------
+
+# One warn-value of a Warning header (RFC 9111 §5.5): code, agent, quoted text, optional quoted date.
+# The API server sends one header per warning with code 299 and agent "-".
+# https://kubernetes.io/blog/2020/09/03/warnings/
+_WARNING = re.compile(r'(\d{3})\s+\S+\s+"((?:[^"\\]|\\.)*)"(?:\s+"[^"]*")?')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def api_warnings(headers: object) -> tuple[str, ...]:
+    """The texts of a response's Warning headers, as kubectl prints them ("would violate PodSecurity ...")."""
+    if headers is None:
+        return ()
+    values = headers.getlist("Warning") if hasattr(headers, "getlist") else [headers.get("Warning") or ""]
+    texts = []
+    for value in values:
+        texts += [_ESCAPE.sub(r"\1", text) for _, text in _WARNING.findall(value or "")]
+    return tuple(texts)

@@ -52,6 +52,10 @@ class OfflineCluster:
     def forget_namespaces(self) -> None:
         pass
 
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """A folder has no labels: no Pod Security level (the admin policy still applies)."""
+        return {}
+
     def projects(self) -> dict[str, str]:
         """Every namespace folder that matches the naming convention is a project."""
         prefix, _, suffix = self.settings.namespace_template.partition("{project}")

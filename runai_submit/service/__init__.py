@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from .batch import Batches, BatchResult
 from .jobs import Jobs, job_status, job_view
+from .policy import Policies, PolicyStore
 from .submit import Submitter, SubmitResult
 
 
-class JobService(Batches, Submitter, Jobs):
+class JobService(Batches, Submitter, Jobs, Policies):
     """Every use case, over one cluster handle and the settings."""
 
 
-__all__ = ["BatchResult", "Batches", "JobService", "Jobs", "SubmitResult", "Submitter", "job_status", "job_view"]
+__all__ = ["BatchResult", "Batches", "JobService", "Jobs", "Policies", "PolicyStore", "SubmitResult", "Submitter",
+           "job_status", "job_view"]

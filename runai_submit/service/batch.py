@@ -23,10 +23,9 @@ from typing import Any, TypeVar
 from ..cluster.applier import rollback
 from ..errors import BadRequest, FieldError, ServiceError, ValidationFailed
 from ..metrics import BATCH_ITEMS, BATCH_JOBS, BATCHES
-from ..model import JobSpec
 from ..schemas.batch import load_batch_request
 from .idempotency import IdempotencyKey
-from .submit import Submitter, SubmitResult
+from .submit import Submitter, SubmitResult, ValidJob
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +128,14 @@ class Batches(Submitter):
 
     def _submit_atomic(self, jobs: list[Any], user: str, keys: list[IdempotencyKey | None], *,
                        dry_run: bool) -> BatchResult:
-        specs: list[JobSpec | None] = []
+        valid: list[ValidJob | None] = []
         invalid: list[BatchItem] = []
         for index, job in enumerate(jobs):
             try:
                 _require_object(index, job)
-                specs.append(self.validate_request({"job": job}, user))
+                valid.append(self.validate_request({"job": job}))
             except Exception as exc:
-                specs.append(None)
+                valid.append(None)
                 invalid.append(_failed(index, exc))
         if invalid:
             return self._atomic_invalid(len(jobs), invalid, dry_run)
@@ -148,8 +147,9 @@ class Batches(Submitter):
             if stop.is_set():
                 return BatchItem(index, error=NotCreated(), outcome="not_created")
             try:
-                result = self.submit(specs[index], user, dry_run=dry_run, key=keys[index])  # type: ignore[arg-type]
-                return _succeeded(index, result, dry_run)
+                job = valid[index]
+                assert job is not None  # every job is valid here: an invalid one ended the batch above
+                return _succeeded(index, self.submit_valid(job, user, dry_run=dry_run, key=keys[index]), dry_run)
             except Exception as exc:
                 if not dry_run:
                     stop.set()

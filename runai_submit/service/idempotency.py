@@ -42,6 +42,7 @@ from ..metrics import IDEMPOTENT_SUBMITS
 from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext
 from ..render.common import object_meta
 from ..render.names import derived_name
+from ..schemas.job import load_job
 
 if TYPE_CHECKING:
     from .submit import Submitter, SubmitResult
@@ -98,10 +99,16 @@ class KeyReused(ServiceError):
 
 @dataclass(frozen=True)
 class IdempotencyKey:
-    """A caller's key; ``index`` is the position of a batch item (each item of a keyed batch has its own)."""
+    """A caller's key; ``index`` is the position of a batch item (each item of a keyed batch has its own).
+
+    ``for_request`` adds what the key binds: the digest of the job as the caller sent it, and the fields
+    the policy filled in (part of the answer a replay repeats).
+    """
 
     key: str
     index: int | None = None
+    digest: str | None = None
+    defaulted: tuple[str, ...] = ()
 
     def scope(self, user: str, project: str) -> str:
         """The hex digest that stands for (user, project, key, index) in names and annotations."""
@@ -109,8 +116,27 @@ class IdempotencyKey:
                               separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(material.encode()).hexdigest()
 
+    def for_request(self, job: Any, defaulted: tuple[str, ...] = ()) -> IdempotencyKey:
+        return dataclasses.replace(self, digest=request_digest(job), defaulted=tuple(defaulted))
+
     def bind(self, submitter: Submitter, spec: JobSpec, user: str) -> KeyBinding:
-        return KeyBinding(submitter, spec, user, self.scope(user, spec.project), job_digest(spec))
+        return KeyBinding(submitter, spec, user, self.scope(user, spec.project), self.digest or job_digest(spec),
+                          self.defaulted)
+
+
+def request_digest(job: Any) -> str:
+    """The digest of the job as the caller sent it, so that a retry matches its first request even if an
+    admin changed the policy's defaults in between.
+
+    A job valid on its own is digested after validation (``job_digest``: spellings do not matter); one
+    that needs the policy's defaults to be valid, as canonical JSON (key order and whitespace do not
+    matter). Which of the two applies depends on the request alone, so a retry always compares alike.
+    """
+    spec, problems = load_job(job) if isinstance(job, dict) else (None, ["not an object"])
+    if spec is not None and not problems:
+        return job_digest(spec)
+    canonical = json.dumps(_canonical(job), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "request:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def job_digest(spec: JobSpec) -> str:
@@ -137,13 +163,15 @@ def _canonical(value: Any) -> Any:
 class KeyBinding:
     """One keyed submit: the names it may take, the objects it adds, and the decision after a conflict."""
 
-    def __init__(self, submitter: Submitter, spec: JobSpec, user: str, scope: str, digest: str) -> None:
+    def __init__(self, submitter: Submitter, spec: JobSpec, user: str, scope: str, digest: str,
+                 defaulted: tuple[str, ...] = ()) -> None:
         self.submitter = submitter
         self.cluster = submitter.cluster
         self.spec = spec
         self.user = user
         self.scope = scope
         self.digest = digest
+        self.defaulted = defaulted
         self.record_name = RECORD_PREFIX + scope[:32]  # 128 bits: names never collide
         self.annotations = ((SCOPE_ANNOTATION, scope), (JOB_ANNOTATION, digest))
 
@@ -154,16 +182,19 @@ class KeyBinding:
     def create(self, ctx: SubmitContext, *, dry_run: bool) -> SubmitResult:
         ctx = dataclasses.replace(ctx, annotations=self.annotations)
         result = self.submitter._create(self.spec, ctx, dry_run=dry_run,
-                                        record=lambda owner, manifests: self._record(ctx, owner, manifests))
+                                        record=lambda workload, manifests: self._record(ctx, workload, manifests))
         IDEMPOTENT_SUBMITS.labels("dry_run" if dry_run else "created").inc()
         return result
 
-    def _record(self, ctx: SubmitContext, owner: OwnerRef, manifests: list[dict]) -> dict:
-        """The key's record, created last: the digests, and the answer a retry gets back."""
+    def _record(self, ctx: SubmitContext, workload: CreatedObject, manifests: list[dict]) -> dict:
+        """The key's record, created last: the digests, and the answer a retry gets back (with the
+        policy's filled-in fields and the API server's warnings for the workload)."""
         objects = [{"kind": m["kind"], "name": m["metadata"]["name"]} for m in manifests]
         objects.append({"kind": CONFIGMAP.kind, "name": self.record_name})
         answer = {"name": ctx.name, "project": self.spec.project, "namespace": ctx.namespace,
-                  "kind": ctx.workload_kind, "objects": objects}
+                  "kind": ctx.workload_kind, "objects": objects, "defaulted": list(self.defaulted),
+                  "warnings": list(workload.warnings)}
+        owner = OwnerRef(workload.api_version, workload.kind, workload.name, workload.uid)
         meta = object_meta(ctx, self.spec.project, self.record_name, owner)
         meta["annotations"] = dict(self.annotations)
         return {"apiVersion": CONFIGMAP.api_version, "kind": CONFIGMAP.kind, "metadata": meta,
@@ -261,9 +292,11 @@ class KeyBinding:
         IDEMPOTENT_SUBMITS.labels("replayed").inc()
         log.info("replayed job %s/%s for an Idempotency-Key", answer.get("namespace"), answer.get("name"))
         objects = [CreatedObject("", obj["kind"], obj["name"], "") for obj in answer.get("objects", [])]
+        if objects:  # the warnings the API server gave for the workload (those of later objects are not kept)
+            objects[0] = dataclasses.replace(objects[0], warnings=tuple(answer.get("warnings", ())))
         # A replay creates nothing, so a dry run of it would create nothing either: no manifests.
         return SubmitResult(answer["name"], answer["project"], answer["namespace"], answer["kind"], objects,
-                            manifests=[], replayed=True)
+                            manifests=[], defaulted=list(answer.get("defaulted", [])), replayed=True)
 
     def _creation_bound(self) -> float:
         """Seconds after which a job without its record can no longer be in flight: every call of a submit
