@@ -322,3 +322,13 @@ def test_metrics_count_batch_sizes_and_outcomes(client, fake_api):
     assert metric("runai_submit_batch_items_total", outcome="created") == created + 2
     assert metric("runai_submit_batch_items_total", outcome="rejected") == rejected + 2
     assert metric("runai_submit_batches_total", mode="atomic", outcome="invalid") == atomic_invalid + 1
+
+
+def test_the_documented_batch_item_has_every_field_of_a_single_submit_answer(client, fake_api):
+    document = client.get("/api/openapi.json").json
+    item = document["components"]["schemas"]["BatchItem"]["properties"]
+    single = document["components"]["schemas"]["SubmitResponse"]["properties"]
+    assert set(single) <= set(item)
+    assert set(document["components"]["schemas"]["BatchItem"].get("required", [])) == {"index", "ok"}
+    answer = post_batch(client, [named(0)], query="?dryRun=true").json["data"][0]
+    assert set(answer) <= set(item)

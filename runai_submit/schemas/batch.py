@@ -13,7 +13,7 @@ from marshmallow import RAISE, Schema, fields
 from ..errors import BadRequest, FieldError, PayloadTooLarge, ValidationFailed
 from .fields import escape_pointer
 from .job import JobSchema
-from .responses import ErrorSchema, ObjectRefSchema
+from .responses import ErrorSchema, ObjectRefSchema, SubmitResponseSchema
 
 
 def load_batch_request(payload: Any, max_batch: int) -> list[Any]:
@@ -59,18 +59,18 @@ class BatchItemErrorSchema(ErrorSchema):
     retryAfterSeconds = fields.Integer(metadata={"description": "the Retry-After a single submit would carry"})
 
 
-class BatchItemSchema(Schema):
-    """One job of a batch, in request order: the single submit's answer, or its error envelope."""
+class BatchItemSchema(SubmitResponseSchema):
+    """One job of a batch, in request order: the single submit's answer (every field of it, optional here
+    because a failed job has none of them), or its error envelope."""
 
     index = fields.Integer(required=True, metadata={"description": "position of the job in the request"})
     ok = fields.Boolean(required=True)
-    name = fields.String()
+    name = fields.String(metadata={"description": "the job's final name"})
     project = fields.String()
     namespace = fields.String()
-    kind = fields.String()
+    kind = fields.String(metadata={"description": "RunaiJob or Job"})
     objects = fields.List(fields.Nested(ObjectRefSchema))
     replayed = fields.Boolean(metadata={"description": "true when an Idempotency-Key replayed an earlier answer"})
-    manifests = fields.List(fields.Dict(), metadata={"description": "only with ?dryRun=true"})
     error = fields.Nested(BatchItemErrorSchema,
                           metadata={"description": "when not ok; pointers like /jobs/3/gpu"})
 
