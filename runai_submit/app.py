@@ -18,7 +18,7 @@ from .api.openapi import docs
 from .cluster import Cluster, check_connection_settings, connect
 from .config import Settings
 from .errors import ServiceError
-from .identity import Caller
+from .identity import Authenticator, Caller, Identity
 from .service import JobService, PolicyStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class AppState:
         self._service: JobService | None = None
         self._readiness: tuple[float, ServiceError | None] = (float("-inf"), None)
         self.openapi: dict | None = None  # built on first request of /api/openapi.json
+        self.authenticator = Authenticator(settings.auth_mode, self._review, ttl=settings.auth_cache_seconds)
 
     @property
     def service(self) -> JobService:
@@ -66,6 +67,11 @@ class AppState:
             return base
         return JobService(base.cluster.acting_as(caller), self.settings, name_factory=base.name_factory,
                           policy_store=self.policy_store)
+
+    def _review(self, caller: Caller) -> Identity:
+        """Whose credentials these are, as the API server sees them (a SelfSubjectReview made with them)."""
+        seen = self.cluster.acting_as(caller).whoami()
+        return Identity(seen["user"], tuple(seen["groups"]))
 
     def readiness(self) -> dict:
         """Ping the cluster at most once per ``ready_cache_seconds``; raise ClusterUnavailable when it fails."""
@@ -102,6 +108,17 @@ def configure_logging(settings: Settings) -> None:
     root.addHandler(handler)
 
 
+def warn_about_auth_mode(settings: Settings, backend: str) -> None:
+    """Header mode against a real cluster trusts RA-USER from anyone who can reach the port: say so once."""
+    if settings.auth_mode == "header" and backend != "offline":
+        log.warning(
+            "AUTH MODE header: RA-USER is taken on trust and every call to the cluster is made with the "
+            "service's own rights, so anyone who can reach this port acts with them. Run it only behind a "
+            "proxy that authenticates users and sets RA-USER, or set RUNAI_SUBMIT_AUTH_MODE=token "
+            "(or impersonate); see README 'Security'."
+        )
+
+
 def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | None = None) -> Flask:
     """Build the app. ``config`` overrides settings by field name; ``cluster`` injects a backend (tests)."""
     settings = Settings.load(config)
@@ -122,6 +139,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
             )
         state = AppState(settings, connect, policy_store)
     app.extensions["runai_submit"] = state
+    warn_about_auth_mode(settings, cluster.backend if cluster is not None else backend)
     register_observability(app)
     register_blueprints(app)
     app.register_blueprint(docs)

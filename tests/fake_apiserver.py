@@ -29,6 +29,10 @@ What it reproduces from the real kube-apiserver:
   registries return it; the v37 client deserialises V1Service/V1PersistentVolumeClaim);
   so does this fake, then it finishes the deletion at once (it plays the
   controllers' part).  Objects with finalizers of your own stay, marked for deletion.
+* identities (issue 9): bearer tokens (``add_user``; the server's own token is ``system:admin`` in
+  ``system:masters`` unless redefined), ``Impersonate-User``/``Impersonate-Group`` (the requester needs the
+  ``impersonate`` verb on users/groups), SelfSubjectReview, SelfSubjectAccessReview, SubjectAccessReview and
+  a small RBAC table (``grant``), with the real server's 401/403 bodies; ``callers`` records who made each call;
 * ``validate=False`` skips schema and semantic checks (only a name is required).
 * a delayed request is still carried out after its delay, even if the client gave
   up meanwhile -- like a slow real server.
@@ -847,6 +851,193 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 # --------------------------------------------------------------------------------------
+# Identities and authorization (issue 9): bearer tokens, impersonation, SelfSubjectReview,
+# (Self)SubjectAccessReview and a small RBAC decision table. Messages and shapes as
+# kube-apiserver v1.28 answers them (checked against ../shared/kube).
+# --------------------------------------------------------------------------------------
+
+_MASTERS = "system:masters"
+_AUTHENTICATED = "system:authenticated"
+_REVIEW_PATHS = {
+    "/apis/authentication.k8s.io/v1/selfsubjectreviews": "SelfSubjectReview",
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews": "SelfSubjectAccessReview",
+    "/apis/authorization.k8s.io/v1/subjectaccessreviews": "SubjectAccessReview",
+}
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    """Who a request is, after authentication (and impersonation)."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """One allow rule of the RBAC table: a subject may do ``verbs`` on ``resources`` (in ``namespace``)."""
+
+    subject: str                 # "User:alice" or "Group:team-a"
+    verbs: frozenset[str]
+    resources: frozenset[str]    # "jobs.batch", "services", "users" ... or "*"
+    namespace: str | None        # None: cluster-wide (a ClusterRoleBinding)
+
+
+class _Identities:
+    """Authentication, impersonation and authorization of the fake (mixed into FakeApiServer).
+
+    The token given to FakeApiServer (``fake-token``) is ``system:admin`` in ``system:masters``, which RBAC never
+    refuses, so tests that do not care about identities see no change. Add users with ``add_user`` and rights
+    with ``grant``; ``reset()`` forgets both. ``callers`` records (method, path, user) of every request.
+    """
+
+    token: str
+    _lock: threading.Lock
+
+    def _init_identities(self) -> None:
+        self._users: dict[str, FakeUser] = {}
+        self._grants: list[_Grant] = []
+        self.callers: list[tuple[str, str, str]] = []
+        self.own_user = FakeUser("system:admin", (_MASTERS, _AUTHENTICATED))
+
+    def _reset_identities(self) -> None:
+        with self._lock:
+            self._users.clear()
+            self._grants.clear()
+            self.callers.clear()
+            self.own_user = FakeUser("system:admin", (_MASTERS, _AUTHENTICATED))
+
+    # ------------------------------------------------------------------ helpers for tests
+    def add_user(self, token: str, name: str, groups: list[str] | tuple[str, ...] = ()) -> FakeUser:
+        """Accept ``token`` as user ``name`` (plus ``system:authenticated``). The server's own token may be
+        redefined too, e.g. as a ServiceAccount with little rights."""
+        user = FakeUser(name, tuple(dict.fromkeys([*groups, _AUTHENTICATED])))
+        with self._lock:
+            if token == self.token:
+                self.own_user = user
+            else:
+                self._users[token] = user
+        return user
+
+    def revoke(self, token: str) -> None:
+        """Stop accepting ``token`` (an expired or deleted ServiceAccount token): 401 from now on."""
+        with self._lock:
+            self._users.pop(token, None)
+
+    def grant(self, *, user: str | None = None, group: str | None = None, verbs: list[str] | tuple[str, ...],
+              resources: list[str] | tuple[str, ...], namespace: str | None = None) -> None:
+        """Allow ``user`` (or ``group``) ``verbs`` on ``resources`` ("jobs.batch", "services", "users", "*")
+        in ``namespace`` (a RoleBinding), or everywhere (``namespace=None``, a ClusterRoleBinding)."""
+        if (user is None) == (group is None):
+            raise ValueError("grant to exactly one of user= or group=")
+        subject = f"User:{user}" if user is not None else f"Group:{group}"
+        with self._lock:
+            self._grants.append(_Grant(subject, frozenset(verbs), frozenset(resources), namespace))
+
+    # ------------------------------------------------------------------ the request path
+    def _authenticate(self, headers) -> FakeUser:
+        """The requester: the bearer token's user, then the impersonated one (if the requester may)."""
+        if not self.token:
+            who = self.own_user  # a fake without a token lets everyone in as itself
+        else:
+            value = headers.get("Authorization") or ""
+            token = value[7:] if value[:7].lower() == "bearer " else None
+            with self._lock:
+                who = self.own_user if token == self.token else self._users.get(token or "")
+            if who is None:
+                raise _ApiError(401, "Unauthorized", "Unauthorized")
+        as_user = headers.get("Impersonate-User")
+        as_groups = headers.get_all("Impersonate-Group") or [] if hasattr(headers, "get_all") else []
+        if as_user is None:
+            if as_groups:
+                raise _ApiError(500, "InternalError", f"requested [{{Group  {as_groups[0]}    }}] without "
+                                "impersonating a user")
+            return who
+        with self._lock:
+            for resource, name in [("users", as_user)] + [("groups", g) for g in as_groups]:
+                if not self._allows(who, "impersonate", resource, None, name):
+                    raise _ApiError(403, "Forbidden", f'{resource} "{name}" is forbidden: User "{who.name}" cannot '
+                                    f'impersonate resource "{resource}" in API group "" at the cluster scope',
+                                    {"name": name, "kind": resource})
+        return FakeUser(as_user, tuple(dict.fromkeys([*as_groups, _AUTHENTICATED])))
+
+    def _allows(self, who: FakeUser, verb: str, resource: str, namespace: str | None, name: str = "") -> bool:
+        """The RBAC decision (call with the lock held): masters always; else any grant that matches."""
+        if _MASTERS in who.groups:
+            return True
+        subjects = {f"User:{who.name}", *(f"Group:{g}" for g in who.groups)}
+        for grant in self._grants:
+            if grant.subject not in subjects:
+                continue
+            if not ({verb, "*"} & grant.verbs and {resource, "*"} & grant.resources):
+                continue
+            if grant.namespace is None or (namespace is not None and grant.namespace == namespace):
+                return True
+        return False
+
+    def _authorize(self, who: FakeUser, method: str, path: str, route: "_Route") -> None:
+        """403 unless RBAC allows the route (discovery and /version are open to everyone, as system:discovery)."""
+        with self._lock:
+            self.callers.append((method, path, who.name))
+        res = route.res
+        if route.special or res is None:
+            return
+        namespace = route.namespace if res.namespaced else None
+        with self._lock:
+            if self._allows(who, route.verb, res.qualified, namespace, route.name or ""):
+                return
+        named = f' "{route.name}"' if route.name else ""
+        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+        details: dict[str, Any] = {"name": route.name} if route.name else {}
+        if res.group:
+            details["group"] = res.group
+        details["kind"] = res.plural
+        raise _ApiError(403, "Forbidden", f'{res.qualified}{named} is forbidden: User "{who.name}" cannot '
+                        f'{route.verb} resource "{res.plural}" in API group "{res.group}"{where}', details)
+
+    def _answer_review(self, method: str, path: str, body: bytes, who: FakeUser) -> tuple[int, bytes, dict] | None:
+        """The review APIs (POST only; they are never stored). None when ``path`` is not one of them."""
+        kind = _REVIEW_PATHS.get(path)
+        if kind is None:
+            return None
+        with self._lock:
+            self.callers.append((method, path, who.name))
+        if method != "POST":
+            raise _method_not_allowed()
+        try:
+            review = json.loads(body or b"{}")
+        except ValueError as e:
+            raise _bad_request(f"couldn't get version/kind; json parse error: {e}") from None
+        if not isinstance(review, dict) or review.get("kind") != kind:
+            raise _bad_request(f"the kind in the data ({review.get('kind') if isinstance(review, dict) else None})"
+                               f" does not match the expected kind ({kind})")
+        group = "authentication.k8s.io" if kind == "SelfSubjectReview" else "authorization.k8s.io"
+        answer: dict[str, Any] = {"kind": kind, "apiVersion": f"{group}/v1", "metadata": {"creationTimestamp": _now()}}
+        if kind == "SelfSubjectReview":
+            answer["status"] = {"userInfo": {"username": who.name, "groups": list(who.groups)}}
+            return 201, json.dumps(answer).encode(), {}
+        spec = review.get("spec") if isinstance(review.get("spec"), dict) else {}
+        attributes = spec.get("resourceAttributes") if isinstance(spec.get("resourceAttributes"), dict) else {}
+        subject = who
+        with self._lock:
+            if kind == "SubjectAccessReview":
+                if not self._allows(who, "create", "subjectaccessreviews.authorization.k8s.io", None):
+                    raise _ApiError(403, "Forbidden", 'subjectaccessreviews.authorization.k8s.io is forbidden: User '
+                                    f'"{who.name}" cannot create resource "subjectaccessreviews" in API group '
+                                    '"authorization.k8s.io" at the cluster scope',
+                                    {"group": "authorization.k8s.io", "kind": "subjectaccessreviews"})
+                subject = FakeUser(spec.get("user") or "", tuple(spec.get("groups") or ()))
+            resource = attributes.get("resource") or ""
+            if attributes.get("group"):
+                resource = f"{resource}.{attributes['group']}"
+            allowed = self._allows(subject, attributes.get("verb") or "", resource, attributes.get("namespace") or None,
+                                   attributes.get("name") or "")
+        answer["spec"] = spec
+        answer["status"] = {"allowed": True, "reason": "allowed by the fake's RBAC table"} if allowed else {"allowed": False}
+        return 201, json.dumps(answer).encode(), {}
+
+
+# --------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------
 
@@ -866,7 +1057,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class FakeApiServer:
+class FakeApiServer(_Identities):
     """In-process fake kube-apiserver on 127.0.0.1 (see module docstring).
 
     ``url``/``port`` are final once ``start()`` returned.  All state lives behind one
@@ -905,6 +1096,7 @@ class FakeApiServer:
         self._holds: list[tuple[threading.Event, str | None, str | None, float]] = []
         with self._lock:
             self._add_namespace_locked("default", None)
+        self._init_identities()  # issue 9: users, impersonation, RBAC
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeApiServer":
@@ -1059,6 +1251,7 @@ class FakeApiServer:
             self.peak_in_flight = 0
             gate, self._gate = self._gate, None
             holds, self._holds = self._holds, []
+        self._reset_identities()  # issue 9
         if gate is not None:
             gate[0].abort()
         for hold in holds:
@@ -1163,9 +1356,12 @@ class FakeApiServer:
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         try:
-            if self.token and (headers.get("Authorization") or "") != f"Bearer {self.token}":
-                raise _ApiError(401, "Unauthorized", "Unauthorized")
+            who = self._authenticate(headers)  # issue 9: identities, impersonation, reviews, RBAC
+            reviewed = self._answer_review(method, path, body, who)
+            if reviewed is not None:
+                return reviewed
             route = self._route(method, path, query)
+            self._authorize(who, method, path, route)
             if body and "yaml" in (headers.get("Content-Type") or ""):
                 try:
                     body = json.dumps(yaml.safe_load(body)).encode()

@@ -332,3 +332,55 @@ def test_the_documented_batch_item_has_every_field_of_a_single_submit_answer(cli
     assert set(document["components"]["schemas"]["BatchItem"].get("required", [])) == {"index", "ok"}
     answer = post_batch(client, [named(0)], query="?dryRun=true").json["data"][0]
     assert set(answer) <= set(item)
+
+
+# --- token mode: every job of a batch is created as the caller, and a key is the caller's ------------------
+
+ALICE = "eyJhbGciOiJSUzI1NiJ9.alice-batch.c2ln"
+JOB_VERBS = ["create", "get", "list", "delete"]
+JOB_RESOURCES = ["runaijobs.run.ai", "services", "persistentvolumeclaims", "ingresses.networking.k8s.io"]
+
+
+@pytest.fixture
+def alice_client(fake_api, tmp_path):
+    """Token mode; alice may run jobs in team-a (with or without ConfigMaps, as the test grants), nowhere else."""
+    fake_api.add_user(fake_api.token, "system:serviceaccount:runai-submit:runai-submit")
+    fake_api.grant(user="system:serviceaccount:runai-submit:runai-submit", verbs=["get", "list"],
+                   resources=["namespaces"])
+    fake_api.add_user(ALICE, "alice")
+    fake_api.grant(user="alice", verbs=JOB_VERBS, resources=JOB_RESOURCES, namespace="runai-team-a")
+    return make_app(fake_api, tmp_path, auth_mode="token").test_client()
+
+
+def as_alice(client, jobs, *, key: str | None = None, ra_user: str | None = None):
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    if ra_user is not None:
+        headers["RA-USER"] = ra_user
+    return client.post(BATCH, json={"jobs": jobs}, headers=headers)
+
+
+def test_a_batch_in_token_mode_is_made_by_the_caller_and_rbac_decides_per_job(alice_client, fake_api):
+    response = as_alice(alice_client, [named(0), named(1, project="team-b"), named(2)])
+
+    assert response.status_code == 200, response.json
+    assert [item["ok"] for item in response.json["data"]] == [True, False, True]
+    assert response.json["data"][1]["error"]["status"] == 403
+    creators = {user for method, path, user in fake_api.callers if method == "POST" and "/runaijobs" in path}
+    assert creators == {"alice"}
+    assert {w["metadata"]["annotations"]["user"] for w in fake_api.objects("RunaiJob")} == {"alice"}
+
+
+def test_a_key_needs_the_right_to_keep_its_record_and_binds_the_authenticated_user(alice_client, fake_api):
+    refused = as_alice(alice_client, [named(0)], key="k")
+    assert refused.json["data"][0]["error"]["status"] == 403  # no ConfigMap rights: the job is rolled back
+    assert job_objects(fake_api) == []
+
+    fake_api.grant(user="alice", verbs=["create", "get", "delete"], resources=["configmaps"],
+                   namespace="runai-team-a")
+    first = as_alice(alice_client, [named(0)], key="k", ra_user="alice")
+    assert first.json["data"][0]["ok"], first.json
+    again = as_alice(alice_client, [named(0)], key="k", ra_user="someone-else")  # RA-USER does not scope a key
+    assert again.json["data"][0].get("replayed") is True, again.json
+    assert len(fake_api.objects("RunaiJob")) == 1

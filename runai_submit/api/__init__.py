@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import batch, jobs, policy, system
+from . import batch, identity, jobs, policy, system
 from .errors import register_error_handlers
 
-API_MODULES = (jobs, system, policy, batch)
+API_MODULES = (jobs, system, policy, identity, batch)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, g, request
 from ..schemas.batch import BatchErrorSchema, BatchRequestSchema, BatchResponseSchema
 from ..service.batch import BatchItem, BatchResult
 from ..service.idempotency import KEY_HEADER, read_key
-from .common import caller, flag, json_body, service
+from .common import caller, flag, identity_fields, json_body, service
 from .errors import error_response
 from .observability import audit_log, manifests_digest
 from .spec import BOOL_QUERY, IDEMPOTENCY_KEY, JSON, USER_HEADER
@@ -27,7 +27,7 @@ def submit_batch() -> tuple[dict, int] | Response:
     payload = json_body()
     result = jobs.submit_batch(payload, user, dry_run=dry_run, atomic=atomic, key=key)
     for item in result.items:
-        _audit(item, result, user, payload["jobs"][item.index])
+        _audit(item, result, payload["jobs"][item.index])
     failure = result.failure
     if failure is not None:
         extra: dict[str, Any] = {"data": result.data()}
@@ -38,10 +38,10 @@ def submit_batch() -> tuple[dict, int] | Response:
     return {"data": result.data()}, 200
 
 
-def _audit(item: BatchItem, result: BatchResult, user: str, job: Any) -> None:
+def _audit(item: BatchItem, result: BatchResult, job: Any) -> None:
     """The audit record of one job of a batch: the same fields as a single submit's, plus its position."""
-    record: dict[str, Any] = {"event": "submit", "user": user, "batch_index": item.index, "atomic": result.atomic,
-                              "dry_run": result.dry_run}
+    record: dict[str, Any] = {"event": "submit", **identity_fields(caller()), "batch_index": item.index,
+                              "atomic": result.atomic, "dry_run": result.dry_run}
     if isinstance(job, dict):
         for field, name in (("project", "project"), ("job", "name")):
             if isinstance(job.get(name), str):

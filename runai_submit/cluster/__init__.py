@@ -35,6 +35,12 @@ class Cluster(Protocol):
     def acting_as(self, caller: Caller) -> Cluster:
         """A handle whose every call carries ``caller``'s credentials; shares this one's pool and caches."""
         ...
+    def whoami(self) -> dict:
+        """``{"user", "groups"}`` as the API server sees this handle's identity (a SelfSubjectReview)."""
+        ...
+    def allowed(self, verb: str, kind: Kind, namespace: str | None) -> bool:
+        """Whether this handle's identity may ``verb`` ``kind`` in ``namespace`` (cached briefly)."""
+        ...
 
 
 def choose_backend(settings: Settings, environ: dict | None = None) -> str:
@@ -56,6 +62,12 @@ def check_connection_settings(settings: Settings) -> str:
     No connection is opened: that happens per process, after gunicorn forks.
     """
     backend = choose_backend(settings)
+    if backend == "offline" and settings.auth_mode != "header":
+        # A folder cannot check a token or impersonate anyone: refuse rather than pretend.
+        from ..errors import ConfigError
+
+        raise ConfigError([f"auth_mode {settings.auth_mode} needs a Kubernetes cluster; the offline backend "
+                           "has no identities (use auth_mode header, or configure a cluster)"])
     if backend != "offline":
         from .kube import load_configuration
 

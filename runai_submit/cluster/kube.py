@@ -20,8 +20,10 @@ from urllib3.util.retry import Retry
 
 from ..config import Settings
 from ..errors import ConfigError, ServiceError
+from ..identity import Caller
 from ..model import CreatedObject
 from ..metrics import APISERVER_SECONDS
+from .access import SELF_SUBJECT_REVIEW, SELF_SUBJECT_REVIEWS, AccessReviews
 from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .kinds import NAMESPACE, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
 
@@ -45,6 +47,7 @@ def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Co
             )
     except (kubernetes.config.ConfigException, OSError, ValueError) as exc:
         raise ConfigError([f"cannot load the {backend} cluster configuration: {exc}"]) from exc
+    check_own_credentials(settings, configuration)
     # The loaders' token-refresh hook re-assigns ``host`` before every call, and the host setter re-reads
     # the proxy from the whole environment (63 µs, and ~0.5 ms in a pod with a few hundred service env
     # vars). Assigning the proxy once pins it to what the environment says now.
@@ -62,6 +65,22 @@ def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Co
     return configuration
 
 
+def check_own_credentials(settings: Settings, configuration: kubernetes.client.Configuration) -> None:
+    """Token mode needs the service's own credentials to be a bearer token, never a client certificate.
+
+    kube-apiserver tries the TLS client certificate before the Authorization header, and a valid certificate
+    wins: every call would then run as the service, whatever token the caller sent (verified against
+    v1.28, tests/test_auth_real.py). https://kubernetes.io/docs/reference/access-authn-authz/authentication/
+    """
+    if settings.auth_mode == "token" and (configuration.cert_file or configuration.key_file):
+        raise ConfigError([
+            "auth_mode token needs the service's own credentials to be a bearer token (the pod's ServiceAccount "
+            "in-cluster, or a kubeconfig user with a token), but this configuration presents a TLS client "
+            "certificate: the API server would authenticate every call as the service and ignore the "
+            "caller's token. Use a token kubeconfig, or auth_mode impersonate."
+        ])
+
+
 class KubeCluster:
     """Creates, reads and deletes a job's objects in a real (or faithfully faked) API server."""
 
@@ -77,6 +96,8 @@ class KubeCluster:
         # --- policy: namespace labels (Pod Security level) ---
         self._labelled_namespaces: dict[str, dict[str, str]] = {}  # read with the project map
         self._other_namespaces: dict[str, tuple[float, dict[str, str]]] = {}  # by convention: (read at, labels)
+        # --- auth modes (issue 9): what the cluster said about callers, shared by every bound handle ------
+        self._access = AccessReviews(settings.auth_cache_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, backend: str) -> KubeCluster:
@@ -233,6 +254,34 @@ class KubeCluster:
                       timeout=(timeout, timeout),
                       retry_throttled=False)
 
+    # --- identity (issue 9): a handle per caller, and what the API server says about identities -----
+
+    #: The client's auth settings each call applies: the service's own credentials (token or certificate).
+    _auth_settings: tuple[str, ...] = ("BearerToken",)
+
+    def acting_as(self, caller: Caller) -> KubeCluster:
+        """A handle whose every call carries ``caller``'s credentials; same ApiClient, pool and caches."""
+        if not caller.acts_as_itself:
+            return self
+        from .caller import CallerCluster
+
+        return CallerCluster(self, caller)
+
+    def whoami(self) -> dict:
+        """The user and groups the API server sees for this handle (a SelfSubjectReview, Kubernetes >= 1.28)."""
+        _, body, _ = self._request("POST", SELF_SUBJECT_REVIEWS, body=SELF_SUBJECT_REVIEW, verb="create",
+                                   kind="SelfSubjectReview", what="review who is calling", expect=(200, 201))
+        info = (json.loads(body).get("status") or {}).get("userInfo") or {}
+        return {"user": info.get("username", ""), "groups": list(info.get("groups") or [])}
+
+    def allowed(self, verb: str, kind: Kind, namespace: str | None) -> bool:
+        """Whether this handle's identity may ``verb`` ``kind`` in ``namespace`` (a SelfSubjectAccessReview)."""
+        return self._access.allowed(self, "", verb, kind, namespace)
+
+    def _identify(self, headers: dict) -> dict:
+        """The headers of one call, with this handle's identity added (none: the client's own auth applies)."""
+        return headers
+
     # --- the single HTTP path --------------------------------------------------------------------
 
     def _request(
@@ -257,13 +306,14 @@ class KubeCluster:
             path = f"{path}?{urlencode(query)}"
         attempts = 1 + (self.settings.throttle_retries if retry_throttled else 0)
         for attempt in range(attempts):
-            request = self.api.param_serialize(
+            call_method, url, headers, call_body, post = self.api.param_serialize(
                 method=method, resource_path=path, header_params=dict(_JSON_HEADERS), body=body,
-                auth_settings=["BearerToken"],
+                auth_settings=list(self._auth_settings),
             )
             started = time.perf_counter()
             try:
-                response = self.api.call_api(*request, _request_timeout=timeout or self._timeout)
+                response = self.api.call_api(call_method, url, self._identify(headers), call_body, post,
+                                             _request_timeout=timeout or self._timeout)
                 data = response.read()
             except TRANSPORT_ERRORS as exc:
                 APISERVER_SECONDS.labels(verb, kind, "error").observe(time.perf_counter() - started)
