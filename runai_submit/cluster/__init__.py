@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -27,7 +28,8 @@ class Cluster(Protocol):
     def delete(self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background",
                uid: str | None = None) -> bool: ...
     def get(self, namespace: str, kind: Kind, name: str) -> dict | None: ...
-    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None) -> list[dict]: ...
+    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[dict]: ...
     def namespace_exists(self, namespace: str) -> bool: ...
     def version(self) -> dict: ...
     def ping(self, timeout: float) -> None: ...
@@ -41,6 +43,27 @@ class Cluster(Protocol):
     def allowed(self, verb: str, kind: Kind, namespace: str | None) -> bool:
         """Whether this handle's identity may ``verb`` ``kind`` in ``namespace`` (cached briefly)."""
         ...
+
+    # --- job insight (service/insight.py) ---------------------------------------------------------
+    def patch(self, namespace: str, kind: Kind, name: str, patch: dict) -> dict | None:
+        """A JSON merge patch; the patched object, or None when it does not exist."""
+        ...
+
+    def open_log(self, namespace: str, pod: str, *, container: str | None = None, follow: bool = False,
+                 tail_lines: int | None = None, previous: bool = False, read_timeout: float) -> LogStream:
+        """A pod's container log, streamed; LogUnavailable (409) when the API server has none to give."""
+        ...
+
+
+class LogStream(Protocol):
+    """A log being read: iterate for chunks of bytes; ``interrupt`` from any thread ends it; then ``close``."""
+
+    interrupted: bool
+    broken: bool
+
+    def __iter__(self) -> Iterator[bytes]: ...
+    def interrupt(self) -> None: ...
+    def close(self) -> None: ...
 
 
 def choose_backend(settings: Settings, environ: dict | None = None) -> str:

@@ -20,13 +20,17 @@ class Jobs(ServiceBase):
             selector += f",runai/user={label_safe(user)}"
         namespace = self._existing_namespace(project) if project else None
         workloads = self.cluster.list(self.cluster.workload_kind(), namespace, label_selector=selector)
-        views = [job_view(workload) for workload in workloads]
+        views = self._job_views(workloads, selector)
         if user:
             # The label is a lossy form of the user name; the annotation is exact.
             views = [view for view in views if view["user"] == user]
         if project:
             views = [view for view in views if view["project"] in (project, "")]
         return sorted(views, key=lambda view: (view["project"], view["createdAt"], view["name"]))
+
+    def _job_views(self, workloads: list[dict], selector: str) -> list[dict]:
+        """The list view of each workload; job insight (service/insight.py) adds what the pods say."""
+        return [job_view(workload) for workload in workloads]
 
     def get_job(self, project: str, name: str) -> dict:
         namespace = self._existing_namespace(project)
