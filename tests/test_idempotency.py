@@ -207,7 +207,8 @@ def test_a_derived_name_taken_by_an_unrelated_job_moves_on_and_stays_there(clien
 # --- malformed keys --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["k" * 256, "", "caf\u00e9", "tab\there"], ids=["too-long", "empty", "non-ascii", "tab"])
+@pytest.mark.parametrize("key", ["k" * 256, "", "caf\u00e9", "tab\there"],
+                         ids=["too-long", "empty", "non-ascii", "tab"])
 def test_a_malformed_key_is_a_400_naming_the_header(client, fake_api, key):
     response = client.post("/api/job", json={"job": SEED_JOB},
                            headers={"RA-USER": "john", "Idempotency-Key": key.encode("utf-8").decode("latin-1")})
