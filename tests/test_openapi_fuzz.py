@@ -10,6 +10,10 @@ Checks and exclusions, each justified:
   422 through when every error it names is a rule the document states in words (``x-rules``: a rule across fields
   or on an object's keys, which OpenAPI 3.0 has no keyword for). A 422 for any rule the schema itself states is
   still a failure.
+- ``negative_data_rejection`` is replaced by ``fuzzing.make_rejection_check``: the same, except that a batch
+  that is not atomic answers a job that breaks the schema in that job's item (README "Idempotency and batch
+  submit": each job is validated on its own), so a 200 is accepted there when the rest of the request was valid
+  and some item is refused with a 4xx.
 - ``ignored_auth`` is excluded: the service runs in its default ``header`` auth mode, where the security scheme
   is RA-USER "taken on trust" (README "Security"); every non-blank value is a valid user, so the check's premise
   (that a generated credential is invalid and must be refused) does not hold. A blank RA-USER is still checked to
@@ -32,7 +36,8 @@ from tests.fake_apiserver import FakeApiServer
 DOCUMENT = fuzzing.served_document()
 RULES = fuzzing.word_rules(DOCUMENT)
 ACCEPTANCE = fuzzing.make_acceptance_check(RULES)
-EXCLUDED_CHECKS = [fuzzing.positive_data_acceptance, ignored_auth]  # replaced by ACCEPTANCE; see above
+REJECTION = fuzzing.make_rejection_check()
+EXCLUDED_CHECKS = [fuzzing.positive_data_acceptance, fuzzing.negative_data_rejection, ignored_auth]  # see above
 BACKENDS = os.environ.get("RUNAI_SUBMIT_FUZZ_BACKENDS", "fake").split(",")
 
 # A followed log stream ends after a second: the fuzzing asks for many.
@@ -113,8 +118,8 @@ def _send(backend: Backend, case, *, generated: bool):
     response = case.call(app=backend.app)
     backend.tally.record(label, response.status_code, mode)
     try:
-        case.validate_response(response, excluded_checks=EXCLUDED_CHECKS, additional_checks=[ACCEPTANCE],
-                               transport_kwargs={"app": backend.app})
+        case.validate_response(response, excluded_checks=EXCLUDED_CHECKS,
+                               additional_checks=[ACCEPTANCE, REJECTION], transport_kwargs={"app": backend.app})
     except Exception as exc:
         backend.tally.failures.append(f"{label} ({mode}) {response.status_code}: "
                                       f"{' '.join(str(exc).split())[:300]}")
@@ -142,12 +147,16 @@ def _check_steered(backend: Backend, case, response) -> None:
         if response.status_code == 422:
             assert fuzzing.refused_only_for_word_rules(body, RULES), body
         if response.status_code == 200 and "manifests" not in body:
-            # Delete what was created (and check that answer too): keeps the cluster small over thousands of cases.
-            delete = schema["/api/v1/jobs" if path == "/api/v1/jobs" else "/api/job"]["DELETE"]
-            removal = delete.Case(body=[{"name": body["name"], "project": body["project"]}],
-                                  headers={"RA-USER": "fuzzer"}, query={"deletePvcs": "true"})
-            answer = _send(backend, removal, generated=False)
-            assert answer.status_code == 200 and answer.json()[0]["ok"], answer.json()
+            _delete(backend, "/api/v1/jobs" if path == "/api/v1/jobs" else "/api/job", body["name"], body["project"])
+    elif path == fuzzing.BATCH_PATH:
+        assert response.status_code in (200, 409, 422), body
+        if response.status_code == 422:
+            assert fuzzing.refused_only_for_word_rules(body, RULES), body
+        for item in body.get("data", []):
+            if item.get("error") and item["error"]["status"] == 422:
+                assert fuzzing.refused_only_for_word_rules(item["error"], RULES), item
+            if item.get("ok") and "manifests" not in item:
+                _delete(backend, "/api/job", item["name"], item["project"])
     elif path.endswith("/logs"):
         assert response.status_code in (200, 409), body  # 409: no pod of the job has started a container
     elif "name" in case.path_parameters:  # the job, suspend, resume
@@ -158,3 +167,12 @@ def _check_steered(backend: Backend, case, response) -> None:
     else:
         assert response.status_code == 200, body
         assert all(job["project"] == fuzzing.PROJECT for job in body["data"]), body
+
+
+def _delete(backend: Backend, path: str, name: str, project: str) -> None:
+    """Delete what a steered submit created (and check that answer too): keeps the cluster small over thousands
+    of cases."""
+    removal = schema[path]["DELETE"].Case(body=[{"name": name, "project": project}], headers={"RA-USER": "fuzzer"},
+                                          query={"deletePvcs": "true"})
+    answer = _send(backend, removal, generated=False)
+    assert answer.status_code == 200 and answer.json()[0]["ok"], answer.json()

@@ -11,9 +11,11 @@ from ..metrics import DELETES
 from ..schemas import load_job_refs
 from ..schemas.params import DeleteQuerySchema, JobPathSchema, ListQuerySchema, ProjectPathSchema, \
     SubmitQuerySchema, UserFilterSchema
+from ..service.idempotency import KEY_HEADER, REPLAYED_HEADER, IdempotencyKey, read_key
 from .common import caller, check_job_ref, identity_fields, json_body, parameters, service
 from .observability import audit_log, manifests_digest, start_audit
-from .spec import BAD_PARAMETER, CLUSTER, NEEDS_USER, USER_HEADER, responses
+from .spec import BAD_PARAMETER, CLUSTER, IDEMPOTENCY_KEY, NEEDS_USER, REPLAYED, RETRY_AFTER_409, USER_HEADER, \
+    responses
 
 blueprint = Blueprint("jobs", __name__)
 
@@ -25,19 +27,24 @@ _PROJECT_PATH = ProjectPathSchema()
 @blueprint.post("/api/job")
 @blueprint.post("/api/v1/job")
 @blueprint.post("/api/v1/jobs")
-def submit_job() -> tuple[dict, int]:
+def submit_job() -> tuple[dict, int, dict]:
     """Submit one job; answers its final name (and, with ?dryRun=true, the manifests it would create)."""
     audit = start_audit("submit", request.headers.get("RA-USER", "").strip() or None)
     jobs = service()
     audit["user"] = caller().user
     g.dry_run = dry_run = parameters(_SUBMIT_QUERY, request.args, error=BadRequest).get("dryRun", False)
+    key = read_key(request.headers.get(KEY_HEADER))
     payload = json_body()
     _audit_requested(audit, payload)
     audit["dry_run"] = dry_run
-    result = jobs.submit_request(payload, caller().user, dry_run=dry_run)
+    result = jobs.submit_request(payload, caller().user, dry_run=dry_run,
+                                 key=IdempotencyKey(key) if key is not None else None)
     audit.update(job=result.name, namespace=result.namespace, manifests=manifests_digest(result.manifests),
                  objects=[f"{obj.kind} {obj.name}" for obj in result.objects])
-    return result.to_dict(with_manifests=dry_run), 200
+    if result.replayed:  # an earlier request with this Idempotency-Key created the job; this one created nothing
+        audit["replayed"] = True
+        return result.to_dict(with_manifests=dry_run), 200, {REPLAYED_HEADER: "true"}
+    return result.to_dict(with_manifests=dry_run), 200, {}
 
 
 @blueprint.get("/api/job")
@@ -107,16 +114,19 @@ SUBMIT = {
     "description": "Validates every parameter, renders the job's objects and creates them all or none. Rules that "
                    "span fields are stated in the fields' descriptions (and listed under x-rules); every broken "
                    "rule is answered at once, each with a JSON pointer into the body.",
-    "parameters": [USER_HEADER, {"in": "query", "schema": SubmitQuerySchema}],
+    "parameters": [USER_HEADER, {"in": "query", "schema": SubmitQuerySchema}, IDEMPOTENCY_KEY],
     "requestBody": {"required": True, "content": {"application/json": {"schema": "SubmitRequest"}}},
-    "responses": responses("SubmitResponse", "The job was created (or, with dryRun, would be).", errors={
-        400: "The body is not JSON, not an object with a job object, or dryRun is not true/false.",
+    "responses": responses("SubmitResponse", "The job was created (or, with dryRun, would be; or, replayed, was).",
+                           headers={200: REPLAYED, **RETRY_AFTER_409}, errors={
+        400: "The body is not JSON, not an object with a job object, dryRun is not true/false, or the "
+             "Idempotency-Key is not 1 to 255 printable ASCII characters.",
         **NEEDS_USER,
         404: "The project has no namespace.",
-        409: "The name is taken by an object the job needs (nothing was touched), or no generated name was free.",
+        409: "The name is taken by an object the job needs (nothing was touched), no generated name was free, or "
+             "the Idempotency-Key's job is being created or deleted right now (Retry-After).",
         413: "The body is larger than the configured limit.",
-        422: "A parameter breaks a rule or is unknown (every problem, each with a JSON pointer), or the API "
-             "server refused an object.",
+        422: "A parameter breaks a rule or is unknown (every problem, each with a JSON pointer), the API server "
+             "refused an object, or the Idempotency-Key was used for a different job.",
         **CLUSTER,
     }),
 }

@@ -33,21 +33,26 @@ HEADERS = {
                  "schema": {"type": "string", "minLength": 1, "maxLength": 128}, "required": True},
     "Retry-After": {"description": "Seconds to wait before trying again.",
                     "schema": {"type": "integer", "minimum": 1}, "required": True},
+    "Retry-After-Optional": {"description": "When present: seconds to wait before trying again.",
+                             "schema": {"type": "integer", "minimum": 1}, "required": False},
 }
 _REQUEST_ID_HEADER = {"$ref": f"#/components/headers/{REQUEST_ID}"}
 _RETRY_AFTER_HEADER = {"$ref": "#/components/headers/Retry-After"}
 
 
 def responses(schema: str | dict, description: str = "OK", *, errors: dict[int, str],
-              content_type: str = JSON) -> dict:
-    """The 200 answer with ``schema`` and each error status of ``errors`` (plus 500) with the error envelope."""
-    answers = {"200": {"description": description, "headers": {REQUEST_ID: _REQUEST_ID_HEADER},
+              content_type: str = JSON, headers: dict[int, dict] | None = None, error_schema: str = "Error") -> dict:
+    """The 200 answer with ``schema`` and each error status of ``errors`` (plus 500) with the error envelope
+    (``error_schema``); ``headers`` adds response headers by status."""
+    extra = headers or {}
+    answers = {"200": {"description": description, "headers": {REQUEST_ID: _REQUEST_ID_HEADER, **extra.get(200, {})},
                        "content": {content_type: {"schema": schema}}}}
     for status, text in sorted({**errors, **UNEXPECTED}.items()):
-        headers = {REQUEST_ID: _REQUEST_ID_HEADER}
+        status_headers = {REQUEST_ID: _REQUEST_ID_HEADER, **extra.get(status, {})}
         if status == 503:
-            headers["Retry-After"] = _RETRY_AFTER_HEADER
-        answers[str(status)] = {"description": text, "headers": headers, "content": {JSON: {"schema": "Error"}}}
+            status_headers["Retry-After"] = _RETRY_AFTER_HEADER
+        answers[str(status)] = {"description": text, "headers": status_headers,
+                                "content": {JSON: {"schema": error_schema}}}
     return answers
 
 
@@ -66,6 +71,16 @@ USER_FILTER = {"in": "query", "schema": UserFilterSchema}
 BOOL_QUERY = {"type": "boolean", "default": False}  # how QueryFlag documents itself
 
 
-def ok(schema: str | dict, description: str = "OK") -> dict:
-    """Deprecated: say which statuses the operation answers with ``responses(..., errors=...)``."""
-    return responses(schema, description, errors={**CLUSTER})
+# --- idempotency (issue 12) ---
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+    "description": "Makes a retry safe: the first request with a key creates the job; a repeat with the same "
+                   "key and job creates nothing and gets the first answer (with Idempotent-Replayed: true). "
+                   "Scoped to the user and project. A different job under a used key is a 422.",
+}
+REPLAYED = {"Idempotent-Replayed": {"description": "true when the answer replays an earlier request with the "
+                                                   "same Idempotency-Key; nothing was created",
+                                    "schema": {"type": "string", "enum": ["true"]}}}
+# A 409 for a key whose job is still being created or deleted says when to retry (not every 409 does).
+RETRY_AFTER_409 = {409: {"Retry-After": {"$ref": "#/components/headers/Retry-After-Optional"}}}

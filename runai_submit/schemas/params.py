@@ -124,3 +124,15 @@ class PolicyQuerySchema(Schema):
         unknown = EXCLUDE
 
     project = project_field(metadata={"description": "the project; without it, the cluster-wide policy"})
+
+
+class BatchQuerySchema(Schema):
+    """``POST /api/v1/jobs/batch``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    dryRun = QueryFlag(metadata={"description": "validate, render and dry-run every job on the API server; create "
+                                               "nothing. Exactly true or false."})
+    atomic = QueryFlag(metadata={"description": "all jobs or none: validate all first, roll back every created job "
+                                               "if one fails. Exactly true or false."})
