@@ -70,7 +70,8 @@ class FullMatch(validate.Regexp):
 # field's ``x-rules`` and in its description, and the fuzzing gate accepts a refusal of schema-valid data only
 # when every error it names starts with one of them.
 RULE_AT_MOST_INT32_SECONDS = f"must be at most {2**31 - 1} seconds"
-RULE_ENV_NAME = "names must be variable names: letters, digits, '_', '-' and '.', not starting with a digit"
+RULE_ENV_NAME = ("names must be variable names: letters, digits, '_', '-' and '.', not starting with a digit, "
+                 "not '.' and not starting with '..'")
 RULE_SECRET_NAME_LENGTH = "a secret name and a secret key must each be at most 253 characters"
 RULE_HOST_PATH_KEY = "keys (host paths) must be absolute paths without '..' segments"
 
