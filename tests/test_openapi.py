@@ -215,6 +215,7 @@ def test_job_bounds_formats_enums_and_alternative_shapes(document):
     job = document["components"]["schemas"]["Job"]["properties"]
     assert job["cpu"]["minimum"] == 0 and job["cpu"]["exclusiveMinimum"] is True
     assert job["gpu"]["minimum"] == 0 and "exclusiveMinimum" not in job["gpu"]
+    assert job["gpu"]["maximum"] == (2**63 - 1) // 1000
     for field, low in (("backoffLimit", 0), ("completions", 1), ("parallelism", 1)):
         assert (job[field]["type"], job[field]["minimum"], job[field]["maximum"]) == ("integer", low, 2**31 - 1)
     assert job["imagePullPolicy"]["enum"] == ["Always", "IfNotPresent", "Never", None]  # nullable: null listed

@@ -1108,6 +1108,7 @@ REJECTED = [
 REJECTED += [
     bad("ttl-more-digits-than-decimal-precision", {"ttlAfterFinish": "99999999999999999999999999999d"},
         "/job/ttlAfterFinish", ("at most",)),
+    bad("gpu-more-than-the-api-server-keeps", {"gpu": 13420929622130728}, "/job/gpu", ("at most",)),
     bad("memory-exponent-and-suffix", {"memory": "1e3k"}, "/job/memory", ("quantity",)),
     bad("memory-exponent-of-three-digits", {"memory": "1e999"}, "/job/memory", ("quantity",)),
     bad("memory-padded", {"memory": " 1Gi"}, "/job/memory", ("quantity",)),

@@ -62,6 +62,10 @@ VOLUME_STRING = re.compile(f"^(/{_HOST_SEGMENT}(?:/{_HOST_SEGMENT})*):(/[^:]*){_
 
 host_path = FullMatch(HOST_PATH, error="must be an absolute path without '..' segments")
 
+# The API server keeps an extended resource (nvidia.com/gpu) in thousandths in an int64 and calls a larger
+# one "not an integer": found by fuzzing the real control plane (gpu 13420929622130728).
+GPU_MAX = (2**63 - 1) // 1000
+
 # --- rules the OpenAPI document states in words (see fields.py): each message starts with its rule ---
 RULE_AUTOGENERATE = "autoGenerate picks the external port: leave external out"
 RULE_NEW_OR_EXISTING = "give size (a new claim) or claimName (an existing claim), not both"
@@ -360,7 +364,8 @@ class JobSchema(Schema):
     createHomeDir = StrictBoolean(allow_none=True, metadata={
         "description": "mount an empty home directory at /home/runai-home and set HOME (a given HOME wins)"})
 
-    gpu = StrictNumber(allow_none=True, validate=validate.Range(min=0, error="must be 0 or more"), metadata={
+    gpu = StrictNumber(allow_none=True, validate=validate.Range(min=0, max=GPU_MAX, error=f"must be 0 or more (at most "
+                                                                                          f"{GPU_MAX})"), metadata={
         "description": "GPUs: a whole number, or a fraction below 1 of one GPU (annotation gpu-fraction)"})
     cpu = StrictNumber(allow_none=True, validate=validate.Range(min=0, min_inclusive=False, error="must be > 0"),
                        metadata={"description": "CPU request, in cores"})
