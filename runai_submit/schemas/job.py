@@ -364,8 +364,9 @@ class JobSchema(Schema):
     createHomeDir = StrictBoolean(allow_none=True, metadata={
         "description": "mount an empty home directory at /home/runai-home and set HOME (a given HOME wins)"})
 
-    gpu = StrictNumber(allow_none=True, validate=validate.Range(min=0, max=GPU_MAX, error=f"must be 0 or more (at most "
-                                                                                          f"{GPU_MAX})"), metadata={
+    gpu = StrictNumber(allow_none=True, validate=[validate.Range(min=0, error="must be 0 or more"),
+                                                  validate.Range(max=GPU_MAX, error=f"must be at most {GPU_MAX}")],
+                       metadata={
         "description": "GPUs: a whole number, or a fraction below 1 of one GPU (annotation gpu-fraction)"})
     cpu = StrictNumber(allow_none=True, validate=validate.Range(min=0, min_inclusive=False, error="must be > 0"),
                        metadata={"description": "CPU request, in cores"})
