@@ -73,6 +73,12 @@ def _floor(job: str) -> Callable[[], Scenario]:
     return make
 
 
+def _batch() -> Scenario:
+    from .batch import BatchComparison
+
+    return BatchComparison()
+
+
 def _auth() -> Scenario:
     from .auth import TokenVsHeader
 
@@ -83,6 +89,7 @@ def _auth() -> Scenario:
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "seed": _floor("seed"),
     "maximal": _floor("maximal"),
+    "batch": _batch,
     "auth": _auth,  # issue 9: token mode (cached review) beside header mode
 }
-DEFAULT_SCENARIOS = ("seed", "maximal", "auth")
+DEFAULT_SCENARIOS = ("seed", "maximal", "batch", "auth")
