@@ -75,7 +75,9 @@ class Bench:
         self.release()
         if not self.api.owns_namespaces:
             return self.fixed_project
-        project = f"b{self.tag}-{label}"
+        # The configuration's key too: with --configs A,B the second one's warm-up must not meet the first's
+        # project, whose namespace is still being deleted.
+        project = f"b{self.tag}-{self.config.key}-{label}"
         namespace = f"runai-{project}"  # the service's default convention; labelled too
         self.admin.create_namespace(namespace, {"runai/queue": project, "runai-submit-bench": "true"})
         self._namespaces.append(namespace)
