@@ -77,13 +77,23 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+_NO_PARAMETERS: dict[Schema, dict] = {}  # what each (module-level) schema loads from no parameters at all
+
+
 def parameters(schema: Schema, values: Any, *, error: type[ServiceError] = ValidationFailed) -> dict:
     """Path or query parameters read by ``schema`` (the schema the OpenAPI document shows); every problem at once.
 
     Each problem points at the parameter by name (``/project``), as a field error points into a body.
     """
+    if not values:  # issue 13: most requests have no query; the schema's answer to none is always the same
+        found = _NO_PARAMETERS.get(schema)
+        if found is not None:
+            return dict(found)
     try:
-        return schema.load(values)
+        loaded = schema.load(values)
+        if not values and len(_NO_PARAMETERS) < 64:  # bounded, should a schema ever be made per request
+            _NO_PARAMETERS[schema] = dict(loaded)
+        return loaded
     except ValidationError as exc:
         problems = flatten_errors(exc.messages)
         summary = "; ".join(f"{problem.field.lstrip('/')} {problem.message}" for problem in problems)
