@@ -21,6 +21,8 @@ import kubernetes.client
 import orjson
 import urllib3
 
+from .wire import Answer, exchange
+
 JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 
 
@@ -44,6 +46,7 @@ class Transport:
         self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
         self._pools: dict[str, Any] = {}     # configuration.host -> its connection pool (False: via the manager)
         self._prefixes: dict[str, str] = {}  # configuration.host -> the path prefix of the server URL
+        self._host_headers: dict[str, str] = {}  # configuration.host -> its Host header
 
     def headers(self, auth_settings: tuple[str, ...], extra: dict[str, str] | None) -> dict[str, str]:
         """The headers of one call: JSON, ``extra``, the client's defaults, then the named auth settings.
@@ -67,7 +70,7 @@ class Transport:
         return headers
 
     def send(self, method: str, path: str, headers: Any, body: bytes | None, timeout: tuple[float, float], *,
-             stream: bool = False) -> urllib3.BaseHTTPResponse:
+             stream: bool = False) -> urllib3.BaseHTTPResponse | Answer:
         """One request; the answer's body is read (and the connection returned to the pool) unless ``stream``.
 
         Transport failures raise urllib3's exceptions (``cluster.errors.TRANSPORT_ERRORS``). Redirects are not
@@ -80,19 +83,37 @@ class Transport:
         if pool is False:
             return self.pool.urlopen(method, host + path, body=body, headers=headers,
                                      timeout=self._timeout(timeout), preload_content=not stream, redirect=False)
+        target = self._prefixes[host] + path
+        if not stream:
+            # A kept-alive connection: the request and its answer straight on its socket (wire.py).
+            conn = pool._get_conn()  # a dropped connection comes back closed (urllib3 checks it)
+            if conn.sock is not None:
+                keep = False
+                try:
+                    answer, keep = exchange(conn, method, target, self._host_headers[host], headers, body,
+                                            timeout[1], pool)
+                finally:
+                    if not keep:  # failed, or the server closes it: bytes left unread would poison the next call
+                        conn.close()
+                    pool._put_conn(conn)
+                return answer
+            pool._put_conn(conn)  # to be opened: urllib3 does it below (connect retries, TLS, its errors)
         # The host's connection pool, as PoolManager.urlopen would pick it (parsing the URL on every call).
-        return pool.urlopen(method, self._prefixes[host] + path, body=body, headers=headers,
-                            timeout=self._timeout(timeout), preload_content=not stream, redirect=False,
-                            assert_same_host=False)
+        return pool.urlopen(method, target, body=body, headers=headers, timeout=self._timeout(timeout),
+                            preload_content=not stream, redirect=False, assert_same_host=False)
 
     def _pool_for(self, host: str) -> Any:
         """The connection pool of ``host``; False behind an HTTP(S) proxy, where the manager adds its headers."""
         if isinstance(self.pool, urllib3.ProxyManager):
             return False
         # A server URL may carry a path (a cluster behind a gateway, e.g. https://rancher/k8s/clusters/c-1).
-        self._prefixes[host] = urllib3.util.parse_url(host).path or ""
-        self._prefixes[host] = self._prefixes[host].rstrip("/")
-        return self.pool.connection_from_url(host)
+        self._prefixes[host] = (urllib3.util.parse_url(host).path or "").rstrip("/")
+        pool = self.pool.connection_from_url(host)
+        # The Host header as http.client writes it: brackets around an IPv6 address, no default port.
+        name = f"[{pool.host}]" if ":" in pool.host else pool.host
+        default_port = 443 if pool.scheme == "https" else 80
+        self._host_headers[host] = name if pool.port in (None, default_port) else f"{name}:{pool.port}"
+        return pool
 
     def _timeout(self, timeout: tuple[float, float]) -> urllib3.Timeout:
         found = self._timeouts.get(timeout)
