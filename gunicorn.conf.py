@@ -9,14 +9,14 @@ from gunicorn.glogging import Logger
 _env = os.environ.get
 
 bind = _env("RUNAI_SUBMIT_BIND", f"0.0.0.0:{_env('RUNAI_SUBMIT_PORT', '8080')}")
-# Sync workers, 2 x cores + 1: measured best on tail latency (p99/p50 at concurrency 8: 1.6x, against
-# 2.6-3.6x for gthread layouts, whose threads contend for one interpreter lock) with the same throughput
-# (README "Performance"). Each submit holds a worker while it waits on the API server, so against a slow
-# API server raise WEB_CONCURRENCY, or use RUNAI_SUBMIT_WORKER_CLASS=gthread with RUNAI_SUBMIT_THREADS.
-worker_class = _env("RUNAI_SUBMIT_WORKER_CLASS", "sync")
+# gthread workers, 3 x 2 threads: chosen by measurement against the real control plane (issue 13, README
+# "Performance"): with the same CPU per submit and the same tail as 3 sync workers, 12-13 % more submits per
+# second at concurrency 8 and 32, because a kept-alive connection (a load balancer's, a client's) stays open,
+# where a sync worker closes every one. Six submits in flight per replica, each thread waiting on the API
+# server without holding the others; against a slow API server raise RUNAI_SUBMIT_THREADS or WEB_CONCURRENCY.
+worker_class = _env("RUNAI_SUBMIT_WORKER_CLASS", "gthread")
 workers = int(_env("WEB_CONCURRENCY", "3"))
-# More than one thread turns a sync worker into gthread (gunicorn's rule), so 1 unless asked.
-threads = int(_env("RUNAI_SUBMIT_THREADS", "1"))
+threads = int(_env("RUNAI_SUBMIT_THREADS", "2"))
 # A worker silent this long is killed; a submit is bounded far below this by the API call timeouts.
 timeout = int(_env("RUNAI_SUBMIT_WORKER_TIMEOUT", "60"))
 # On SIGTERM a worker stops accepting and finishes the submits in flight (each one completes or rolls

@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help=f"scenarios to run, of {', '.join(SCENARIOS)} (default {','.join(DEFAULT_SCENARIOS)})")
     ap.add_argument("--configs", type=lambda s: [ServerConfig.parse(x) for x in s.split(",") if x],
                     help="gunicorn configurations, e.g. 3xsync,2x4 (WxT = W gthread workers x T threads; "
-                         "default: 3xsync, the default of gunicorn.conf.py)")
+                         "default: 3x2, the default of gunicorn.conf.py)")
     ap.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], help="concurrency levels (1,8,32)")
     ap.add_argument("--requests", type=int, help="submits per measured run for the seed job")
     ap.add_argument("--requests-maximal", type=int, help="submits per measured run for the maximal job")
