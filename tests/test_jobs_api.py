@@ -151,7 +151,8 @@ STATUSES = [
     ({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]},
      "Failed"),
     ({"active": 1, "ready": 1, "conditions": [{"type": "Failed", "status": "False"}]}, "Running"),
-    (None, "Unknown"),
+    (None, "Pending"),                     # a RunaiJob no controller has reported on yet
+    ("not-a-status", "Unknown"),
 ]
 
 

@@ -19,8 +19,10 @@ class Jobs(ServiceBase):
         if user:
             selector += f",runai/user={label_safe(user)}"
         namespace = self._existing_namespace(project) if project else None
-        workloads = self.cluster.list(self.cluster.workload_kind(), namespace, label_selector=selector)
-        views = [job_view(workload) for workload in workloads]
+        kind = self.cluster.workload_kind()
+        workloads = self.cluster.list(kind, namespace, label_selector=selector)
+        # The items of a built-in kind's list carry no "kind" (a custom resource's do): say it ourselves.
+        views = [job_view({"kind": kind.kind, **workload}) for workload in workloads]
         if user:
             # The label is a lossy form of the user name; the annotation is exact.
             views = [view for view in views if view["user"] == user]
@@ -96,6 +98,10 @@ def job_status(workload: dict) -> str:
     """
     status = workload.get("status")
     if status is None:
+        # Nothing has reported on it yet: a RunaiJob is created without a status (its CRD makes status a
+        # subresource that only a controller writes), so this is every new RunaiJob, not a mystery.
+        return "Pending"
+    if not isinstance(status, dict):
         return "Unknown"
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
     if conditions.get("Complete") == "True" or conditions.get("SuccessCriteriaMet") == "True":
