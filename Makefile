@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: run test bench live clean venv
+.PHONY: run test bench clean venv
 
 venv: $(STAMP)
 
@@ -20,7 +20,8 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py setup.cfg
 run: $(STAMP)
 	RUNAI_SUBMIT_PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-## Run the whole test suite against the fake API server (no cluster needed).
+## Run the whole test suite: the fake API server, and a real control plane when one can be had
+## (RUNAI_SUBMIT_TEST_KUBECONFIG, else ../shared/kube started for the run; skipped otherwise).
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -28,10 +29,6 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(PY) bench/run.py $(BENCH_ARGS)
-
-## Live tests against a real cluster: RUNAI_SUBMIT_TEST_KUBECONFIG=~/.kube/config make live
-live: $(STAMP)
-	$(PY) -m pytest -m live $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) offline-cluster *.egg-info
