@@ -1,37 +1,51 @@
-"""A faithful-enough fake Kubernetes API server for tests and benchmarks.
+"""A faithful fake Kubernetes API server for tests and benchmarks.
 
 It speaks the real REST/JSON protocol (so the official ``kubernetes`` client
 talks to it unmodified) for the handful of resources runai-submit uses:
 Namespaces, batch/v1 Jobs, run.ai/v1 RunaiJobs, Services, PersistentVolumeClaims
 and networking.k8s.io/v1 Ingresses (create / get / list / delete).
 
+The reference is kube-apiserver **v1.28**, the control plane of ``../shared/kube``:
+tests/test_fake_vs_real.py sends the same requests to both and compares the answers
+(the list of differences found and fixed is at the top of that module).  When the
+two disagree, the real server is right: fix the fake and add the case to the table.
+
 What it reproduces from the real kube-apiserver:
 
 * ``Status`` bodies for every error (401, 400, 404, 405, 409, 422, ...) with the
-  same reasons, messages and ``details`` shapes;
-* schema validation (kubernetes-validate strict schemas for v1.37; a RunaiJob is
-  checked against the Job schema) plus the semantic rules of the real server
-  that matter for this project: name formats, label syntax, pod template rules
-  (containers need an image, Job restartPolicy, extended resources such as
-  ``nvidia.com/gpu`` must be whole numbers with limits), Service ports and
-  node-port allocation, PVC access modes/storage, Ingress paths;
-* defaulting (Job selector/labels/backoffLimit..., Service clusterIP/nodePorts,
-  PVC protection finalizer, Namespace ``kubernetes.io/metadata.name`` label);
-* ``generateName``, ``dryRun=All``, label and field selectors;
-* deletion like the API server + garbage collector: dependents (by
-  ``ownerReferences`` uid) are deleted for Background/Foreground propagation,
-  un-owned for Orphan; **batch/v1 Jobs default to Orphan** exactly like the
-  real server (with its ``Warning`` header) -- pass
-  ``propagation_policy="Background"`` to cascade.  When the deletion would
-  leave a finalizer pending (Orphan, Foreground, PVCs, Namespaces) the real
-  server answers with the object itself (``deletionTimestamp`` set) instead of a
-  ``Status``, and Services/PVCs always answer with the deleted object (their
-  registries return it; the v37 client deserialises V1Service/V1PersistentVolumeClaim);
-  so does this fake, then it finishes the deletion at once (it plays the
-  controllers' part).  Objects with finalizers of your own stay, marked for deletion.
-* ``validate=False`` skips schema and semantic checks (only a name is required).
+  same reasons, messages and ``details`` shapes, and the plain-text 404 of paths
+  no API group serves;
+* decoding: a wrong JSON type is a 400 with Go's unmarshal message; an unknown
+  field is dropped with a ``Warning`` (``fieldValidation=Warn``, the default), or
+  refused with ``Strict`` (from the v1.28 OpenAPI schemas of kubernetes-validate);
+* validation in the real order with the real paths and messages, for the fields
+  that matter here: names, labels, annotations, pod templates (containers, env,
+  ports, volumes and mounts, resources, ``nvidia.com/gpu`` whole and with limits,
+  Job restartPolicy), Services (ports, types, node ports), PVCs, Ingresses;
+* defaulting (Job selector and pod labels, backoffLimit..., Service clusterIP and
+  node ports allocated before validation, PVC protection finalizer, Namespace
+  ``kubernetes.io/metadata.name`` label);
+* RunaiJob as the custom resource of ``tests/crds/runaijob.yaml``: spec kept as
+  sent, status a subresource (never set by a create), unstructured list items;
+* ``generateName``, ``dryRun=All``, label selectors (a port of the Go parser,
+  messages included) and the field selectors each kind supports;
+* deletion and the controllers: an object with finalizers (orphan,
+  foregroundDeletion, pvc-protection, your own) is answered and kept, marked for
+  deletion; **batch/v1 Jobs default to Orphan** like the real server (with its
+  ``Warning`` header) -- pass ``propagation_policy="Background"`` to cascade.
+  A moment later (``controller_delay``, or at once with ``run_controllers()``) the
+  garbage collector deletes dependents whose owners are all gone, including owners
+  that never existed, handles the orphan and foreground finalizers, the
+  pvc-protection controller releases unused claims, and the namespace controller
+  empties a Terminating namespace (which refuses new content meanwhile).  Tests
+  that look at what a delete leaves call ``run_controllers()`` first.
+* ``validate=False`` skips decoding and semantic checks (only a name is required).
 * a delayed request is still carried out after its delay, even if the client gave
   up meanwhile -- like a slow real server.
+
+Not modelled (a real cluster or fault injection stands in): PUT, PATCH and watch,
+RBAC, admission (ResourceQuota, Pod Security, webhooks), managedFields, pods and
+the Job controller; discovery lists only the verbs served here.
 
 Plus test helpers: fault injection, delays, refusing connections.
 
@@ -261,8 +275,8 @@ def _fe_not_found(fld: str, value: Any) -> _FieldErr:
 
 
 def _invalid(res: _Resource, name: str, errs: list[_FieldErr]) -> _ApiError:
-    parts = [f"{e.field}: {e.message}" if e.field else e.message for e in errs]
-    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    parts = list(dict.fromkeys(f"{e.field}: {e.message}" if e.field else e.message for e in errs))
+    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"   # ToAggregate drops repeats
     details = _details(res, name, kind=res.kind)
     details["causes"] = [{"reason": e.reason, "message": e.message, "field": e.field} for e in errs]
     return _ApiError(422, "Invalid", f'{res.qualified_kind} "{name}" is invalid: {summary}', details)
@@ -1788,13 +1802,19 @@ class FakeApiServer:
         errs = self._validate_semantics(res, obj) if self.validate else self._validate_name(res, obj["metadata"])
         if errs:
             raise _invalid(res, name, errs)
+        if res.kind == "Job" and not md.get("labels") and _dl(_dl(obj.get("spec")).get("template")).get("metadata"):
+            # SetDefaults_Job, applied when the stored object is read back: a Job without labels shows its
+            # pods' labels (validation never saw them on the Job itself)
+            md["labels"] = dict(_dl(obj["spec"]["template"]["metadata"].get("labels")))
         if not self.validate:
             self._allocate(res, obj)
         key = (ns if res.namespaced else "", name)
         if key in self._store[res.kind]:
             raise _already_exists(res, name)
         self._finish_create(res, ns, obj)
-        if not dry_run:
+        if dry_run:
+            del obj["metadata"]["resourceVersion"]   # nothing was stored, so no version either
+        else:
             self._store[res.kind][key] = obj
             self._wake_controllers()
         return 201, obj, headers
@@ -1833,7 +1853,15 @@ class FakeApiServer:
             spec.setdefault("completionMode", "NonIndexed")
             spec.setdefault("suspend", False)
             tmpl = spec.get("template")
+            template_labels = _dl(tmpl).get("metadata", {}).get("labels") if isinstance(tmpl, dict) else None
+            if isinstance(template_labels, dict) and not obj["metadata"].get("labels"):
+                # SetDefaults_Job: a Job without labels gets its template's label map -- the same map, so the
+                # labels generated for the pods later show on the Job too, and are validated there first
+                obj["metadata"]["labels"] = template_labels
             if isinstance(tmpl, dict):
+                # the Go ObjectMeta of the template serialises its zero creationTimestamp as null
+                tmpl["metadata"] = _dl(tmpl.get("metadata"))
+                tmpl["metadata"].setdefault("creationTimestamp", None)
                 _default_pod_spec(tmpl.get("spec"))
         elif kind == "RunaiJob":
             obj.pop("status", None)   # status is a subresource: a create never sets it
@@ -1881,8 +1909,6 @@ class FakeApiServer:
         for k, v in (("batch.kubernetes.io/controller-uid", uid), ("batch.kubernetes.io/job-name", name),
                      ("controller-uid", uid), ("job-name", name)):
             labels.setdefault(k, v)
-        if not obj["metadata"].get("labels"):
-            obj["metadata"]["labels"] = dict(labels)   # a Job without labels takes its pods' labels
 
     # ------------------------------------------------------------------ semantic validation
     def _validate_semantics(self, res: _Resource, obj: dict) -> list[_FieldErr]:
@@ -2097,10 +2123,18 @@ class FakeApiServer:
 
     def _delete(self, res: _Resource, ns: str, name: str, query: dict[str, str], body: bytes):
         opts = self._delete_options(query, body)
+        headers: dict[str, str] = {}
+        policy = opts.get("propagationPolicy")
+        if policy is None and res.kind == "Job":
+            headers["Warning"] = _JOB_DELETE_WARNING   # even when the Job turns out not to exist
+            policy = self.job_default_propagation
+        policy = policy or "Background"
         key = (ns if res.namespaced else "", name)
         obj = self._store[res.kind].get(key)
         if obj is None:
-            raise _not_found(res, name)
+            error = _not_found(res, name)
+            error.headers.update(headers)
+            raise error
         pre = opts.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
             raise _ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified} "{name}": '
@@ -2111,12 +2145,6 @@ class FakeApiServer:
                             f'Precondition failed: ResourceVersion in precondition: {pre["resourceVersion"]}, '
                             f'ResourceVersion in object meta: {obj["metadata"]["resourceVersion"]}',
                             _details(res, name))
-        headers: dict[str, str] = {}
-        policy = opts.get("propagationPolicy")
-        if policy is None and res.kind == "Job":
-            headers["Warning"] = _JOB_DELETE_WARNING
-            policy = self.job_default_propagation
-        policy = policy or "Background"
         dry = opts["dryRun"]
         if obj["metadata"].get("deletionTimestamp"):
             # already being deleted: the real server answers with the object as it stands
@@ -2354,6 +2382,9 @@ def _default_pod_spec(ps: Any) -> None:
     ps.setdefault("schedulerName", "default-scheduler")
     ps.setdefault("securityContext", {})
     ps.setdefault("terminationGracePeriodSeconds", 30)
+    for vol in _ll(ps.get("volumes")):
+        if isinstance(vol, dict) and isinstance(vol.get("hostPath"), dict):
+            vol["hostPath"].setdefault("type", "")   # HostPathUnset
     for ctr in _ll(ps.get("containers")) + _ll(ps.get("initContainers")):
         if not isinstance(ctr, dict):
             continue
@@ -2513,6 +2544,19 @@ def _validate_pod_spec(ps: Any, fld: str) -> list[_FieldErr]:
     return errs
 
 
+def _go_string_map(labels: dict) -> str:
+    """Go's %#v of a map[string]string (keys sorted), as v1.28 prints it in a field error."""
+    return "map[string]string{" + ", ".join(f"{json.dumps(k)}:{json.dumps(str(v))}"
+                                            for k, v in sorted(labels.items())) + "}"
+
+
+def _go_label_selector(selector: dict) -> str:
+    labels = selector.get("matchLabels")
+    shown = _go_string_map(labels) if labels else "map[string]string(nil)"
+    expressions = "[]v1.LabelSelectorRequirement(nil)" if not selector.get("matchExpressions") else "[...]"
+    return f"v1.LabelSelector{{MatchLabels:{shown}, MatchExpressions:{expressions}}}"
+
+
 def _validate_job(obj: dict, spec: dict | None, is_job: bool = True) -> list[_FieldErr]:
     """ValidateJob of v1.28 after PrepareForCreate (selector and pod labels generated), in its order."""
     errs: list[_FieldErr] = []
@@ -2525,21 +2569,20 @@ def _validate_job(obj: dict, spec: dict | None, is_job: bool = True) -> list[_Fi
     tmpl = _dl(spec.get("template"))
     tmd = _dl(tmpl.get("metadata"))
     labels = _dl(tmd.get("labels"))
-    if not spec.get("manualSelector"):
+    selector = spec.get("selector")
+    matchers = _dl(_dl(selector).get("matchLabels"))
+    if not spec.get("manualSelector"):   # validateGeneratedSelector comes before the spec's own checks
         md = obj["metadata"]
         expected = {"batch.kubernetes.io/controller-uid": md.get("uid"), "batch.kubernetes.io/job-name": md.get("name"),
                     "controller-uid": md.get("uid"), "job-name": md.get("name")}
-        matchers = _dl(_dl(spec.get("selector")).get("matchLabels"))
         if any(expected.get(k) != v for k, v in matchers.items()):
-            errs.insert(0, _fe_invalid("spec.selector", spec.get("selector"), "`selector` not auto-generated"))
-    if spec.get("manualSelector"):
-        if not spec.get("selector"):
-            errs.append(_fe_required("spec.selector"))
-        else:
-            ml = _dl(_dl(spec.get("selector")).get("matchLabels"))
-            if any(labels.get(k) != v for k, v in ml.items()):
-                errs.append(_fe_invalid("spec.template.metadata.labels", labels,
-                                        "`selector` does not match template `labels`"))
+            errs.insert(0, _FieldErr("spec.selector", "FieldValueInvalid",
+                                     f"Invalid value: {_go_label_selector(_dl(selector))}: `selector` not auto-generated"))
+    if not selector:
+        errs.append(_fe_required("spec.selector"))
+    elif any(labels.get(k) != v for k, v in matchers.items()):
+        errs.append(_FieldErr("spec.template.metadata.labels", "FieldValueInvalid",
+                              f"Invalid value: {_go_string_map(labels)}: `selector` does not match template `labels`"))
     # ValidatePodTemplateSpec: note the paths, spec.template.labels (not .metadata.labels)
     errs += _validate_labels(labels, "spec.template.labels")
     errs += _validate_annotations(tmd.get("annotations"), "spec.template.annotations")
@@ -2574,12 +2617,12 @@ def _validate_pvc(spec: dict | None) -> list[_FieldErr]:
         if q is not None and q <= 0:
             errs.append(_fe_invalid("spec.resources[storage]", str(requests["storage"]),
                                     "must be greater than zero"))
-    vm = spec.get("volumeMode")
-    if vm is not None and vm not in ("Block", "Filesystem"):
-        errs.append(_fe_not_supported("spec.volumeMode", vm, ["Block", "Filesystem"]))
     sc = spec.get("storageClassName")
     if sc:
         errs += [_fe_invalid("spec.storageClassName", sc, m) for m in _dns1123_subdomain_errs(sc)]
+    vm = spec.get("volumeMode")
+    if vm is not None and vm not in ("Block", "Filesystem"):
+        errs.append(_fe_not_supported("spec.volumeMode", vm, ["Block", "Filesystem"]))
     return errs
 
 
