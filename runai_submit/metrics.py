@@ -59,3 +59,9 @@ def exposition() -> tuple[bytes, str]:
     else:
         registry = DEFAULT_REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+# --- admin policy ---------------------------------------------------------------------------------------
+POLICY_RELOADS = Counter("runai_submit_policy_reloads",
+                         "Re-reads of a changed policy file, by result (ok, or error: the last good policy stays)",
+                         ["result"])

@@ -97,6 +97,8 @@ class SubmitContext:
     workload_kind: str
     scheduler_name: str = "runai-scheduler"
     ingress_class: str = ""
+    # The Pod Security level the namespace enforces (policy); "restricted" renders a pod it admits.
+    pod_security: str = "privileged"
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,5 @@ class CreatedObject:
     name: str
     uid: str
     manifest: dict = field(default_factory=dict, compare=False, repr=False)
+    # The API server's Warning headers for this create (e.g. Pod Security "would violate ..."), as text.
+    warnings: tuple[str, ...] = ()

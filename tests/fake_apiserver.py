@@ -39,6 +39,11 @@ What it reproduces from the real kube-apiserver:
   pvc-protection controller releases unused claims, and the namespace controller
   empties a Terminating namespace (which refuses new content meanwhile).  Tests
   that look at what a delete leaves call ``run_controllers()`` first.
+* identities (issue 9): bearer tokens (``add_user``; the server's own token is ``system:admin`` in
+  ``system:masters`` unless redefined), ``Impersonate-User``/``Impersonate-Group`` (the requester needs the
+  ``impersonate`` verb on users/groups), SelfSubjectReview, SelfSubjectAccessReview, SubjectAccessReview and
+  a small RBAC table (``grant``), with the real server's 401/403 bodies; ``callers`` records who made each call;
+* Pod Security Admission's Warning header on batch/v1 Jobs (policy): see ``_psa_violations``;
 * ``validate=False`` skips decoding and semantic checks (only a name is required).
 * a delayed request is still carried out after its delay, even if the client gave
   up meanwhile -- like a slow real server.
@@ -1151,6 +1156,193 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 # --------------------------------------------------------------------------------------
+# Identities and authorization (issue 9): bearer tokens, impersonation, SelfSubjectReview,
+# (Self)SubjectAccessReview and a small RBAC decision table. Messages and shapes as
+# kube-apiserver v1.28 answers them (checked against ../shared/kube).
+# --------------------------------------------------------------------------------------
+
+_MASTERS = "system:masters"
+_AUTHENTICATED = "system:authenticated"
+_REVIEW_PATHS = {
+    "/apis/authentication.k8s.io/v1/selfsubjectreviews": "SelfSubjectReview",
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews": "SelfSubjectAccessReview",
+    "/apis/authorization.k8s.io/v1/subjectaccessreviews": "SubjectAccessReview",
+}
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    """Who a request is, after authentication (and impersonation)."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """One allow rule of the RBAC table: a subject may do ``verbs`` on ``resources`` (in ``namespace``)."""
+
+    subject: str                 # "User:alice" or "Group:team-a"
+    verbs: frozenset[str]
+    resources: frozenset[str]    # "jobs.batch", "services", "users" ... or "*"
+    namespace: str | None        # None: cluster-wide (a ClusterRoleBinding)
+
+
+class _Identities:
+    """Authentication, impersonation and authorization of the fake (mixed into FakeApiServer).
+
+    The token given to FakeApiServer (``fake-token``) is ``system:admin`` in ``system:masters``, which RBAC never
+    refuses, so tests that do not care about identities see no change. Add users with ``add_user`` and rights
+    with ``grant``; ``reset()`` forgets both. ``callers`` records (method, path, user) of every request.
+    """
+
+    token: str
+    _lock: threading.Lock
+
+    def _init_identities(self) -> None:
+        self._users: dict[str, FakeUser] = {}
+        self._grants: list[_Grant] = []
+        self.callers: list[tuple[str, str, str]] = []
+        self.own_user = FakeUser("system:admin", (_MASTERS, _AUTHENTICATED))
+
+    def _reset_identities(self) -> None:
+        with self._lock:
+            self._users.clear()
+            self._grants.clear()
+            self.callers.clear()
+            self.own_user = FakeUser("system:admin", (_MASTERS, _AUTHENTICATED))
+
+    # ------------------------------------------------------------------ helpers for tests
+    def add_user(self, token: str, name: str, groups: list[str] | tuple[str, ...] = ()) -> FakeUser:
+        """Accept ``token`` as user ``name`` (plus ``system:authenticated``). The server's own token may be
+        redefined too, e.g. as a ServiceAccount with little rights."""
+        user = FakeUser(name, tuple(dict.fromkeys([*groups, _AUTHENTICATED])))
+        with self._lock:
+            if token == self.token:
+                self.own_user = user
+            else:
+                self._users[token] = user
+        return user
+
+    def revoke(self, token: str) -> None:
+        """Stop accepting ``token`` (an expired or deleted ServiceAccount token): 401 from now on."""
+        with self._lock:
+            self._users.pop(token, None)
+
+    def grant(self, *, user: str | None = None, group: str | None = None, verbs: list[str] | tuple[str, ...],
+              resources: list[str] | tuple[str, ...], namespace: str | None = None) -> None:
+        """Allow ``user`` (or ``group``) ``verbs`` on ``resources`` ("jobs.batch", "services", "users", "*")
+        in ``namespace`` (a RoleBinding), or everywhere (``namespace=None``, a ClusterRoleBinding)."""
+        if (user is None) == (group is None):
+            raise ValueError("grant to exactly one of user= or group=")
+        subject = f"User:{user}" if user is not None else f"Group:{group}"
+        with self._lock:
+            self._grants.append(_Grant(subject, frozenset(verbs), frozenset(resources), namespace))
+
+    # ------------------------------------------------------------------ the request path
+    def _authenticate(self, headers) -> FakeUser:
+        """The requester: the bearer token's user, then the impersonated one (if the requester may)."""
+        if not self.token:
+            who = self.own_user  # a fake without a token lets everyone in as itself
+        else:
+            value = headers.get("Authorization") or ""
+            token = value[7:] if value[:7].lower() == "bearer " else None
+            with self._lock:
+                who = self.own_user if token == self.token else self._users.get(token or "")
+            if who is None:
+                raise _ApiError(401, "Unauthorized", "Unauthorized")
+        as_user = headers.get("Impersonate-User")
+        as_groups = headers.get_all("Impersonate-Group") or [] if hasattr(headers, "get_all") else []
+        if as_user is None:
+            if as_groups:
+                raise _ApiError(500, "InternalError", f"requested [{{Group  {as_groups[0]}    }}] without "
+                                "impersonating a user")
+            return who
+        with self._lock:
+            for resource, name in [("users", as_user)] + [("groups", g) for g in as_groups]:
+                if not self._allows(who, "impersonate", resource, None, name):
+                    raise _ApiError(403, "Forbidden", f'{resource} "{name}" is forbidden: User "{who.name}" cannot '
+                                    f'impersonate resource "{resource}" in API group "" at the cluster scope',
+                                    {"name": name, "kind": resource})
+        return FakeUser(as_user, tuple(dict.fromkeys([*as_groups, _AUTHENTICATED])))
+
+    def _allows(self, who: FakeUser, verb: str, resource: str, namespace: str | None, name: str = "") -> bool:
+        """The RBAC decision (call with the lock held): masters always; else any grant that matches."""
+        if _MASTERS in who.groups:
+            return True
+        subjects = {f"User:{who.name}", *(f"Group:{g}" for g in who.groups)}
+        for grant in self._grants:
+            if grant.subject not in subjects:
+                continue
+            if not ({verb, "*"} & grant.verbs and {resource, "*"} & grant.resources):
+                continue
+            if grant.namespace is None or (namespace is not None and grant.namespace == namespace):
+                return True
+        return False
+
+    def _authorize(self, who: FakeUser, method: str, path: str, route: "_Route") -> None:
+        """403 unless RBAC allows the route (discovery and /version are open to everyone, as system:discovery)."""
+        with self._lock:
+            self.callers.append((method, path, who.name))
+        res = route.res
+        if route.special or res is None:
+            return
+        namespace = route.namespace if res.namespaced else None
+        with self._lock:
+            if self._allows(who, route.verb, res.qualified, namespace, route.name or ""):
+                return
+        named = f' "{route.name}"' if route.name else ""
+        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+        details: dict[str, Any] = {"name": route.name} if route.name else {}
+        if res.group:
+            details["group"] = res.group
+        details["kind"] = res.plural
+        raise _ApiError(403, "Forbidden", f'{res.qualified}{named} is forbidden: User "{who.name}" cannot '
+                        f'{route.verb} resource "{res.plural}" in API group "{res.group}"{where}', details)
+
+    def _answer_review(self, method: str, path: str, body: bytes, who: FakeUser) -> tuple[int, bytes, dict] | None:
+        """The review APIs (POST only; they are never stored). None when ``path`` is not one of them."""
+        kind = _REVIEW_PATHS.get(path)
+        if kind is None:
+            return None
+        with self._lock:
+            self.callers.append((method, path, who.name))
+        if method != "POST":
+            raise _method_not_allowed()
+        try:
+            review = json.loads(body or b"{}")
+        except ValueError as e:
+            raise _bad_request(f"couldn't get version/kind; json parse error: {e}") from None
+        if not isinstance(review, dict) or review.get("kind") != kind:
+            raise _bad_request(f"the kind in the data ({review.get('kind') if isinstance(review, dict) else None})"
+                               f" does not match the expected kind ({kind})")
+        group = "authentication.k8s.io" if kind == "SelfSubjectReview" else "authorization.k8s.io"
+        answer: dict[str, Any] = {"kind": kind, "apiVersion": f"{group}/v1", "metadata": {"creationTimestamp": _now()}}
+        if kind == "SelfSubjectReview":
+            answer["status"] = {"userInfo": {"username": who.name, "groups": list(who.groups)}}
+            return 201, json.dumps(answer).encode(), {}
+        spec = review.get("spec") if isinstance(review.get("spec"), dict) else {}
+        attributes = spec.get("resourceAttributes") if isinstance(spec.get("resourceAttributes"), dict) else {}
+        subject = who
+        with self._lock:
+            if kind == "SubjectAccessReview":
+                if not self._allows(who, "create", "subjectaccessreviews.authorization.k8s.io", None):
+                    raise _ApiError(403, "Forbidden", 'subjectaccessreviews.authorization.k8s.io is forbidden: User '
+                                    f'"{who.name}" cannot create resource "subjectaccessreviews" in API group '
+                                    '"authorization.k8s.io" at the cluster scope',
+                                    {"group": "authorization.k8s.io", "kind": "subjectaccessreviews"})
+                subject = FakeUser(spec.get("user") or "", tuple(spec.get("groups") or ()))
+            resource = attributes.get("resource") or ""
+            if attributes.get("group"):
+                resource = f"{resource}.{attributes['group']}"
+            allowed = self._allows(subject, attributes.get("verb") or "", resource, attributes.get("namespace") or None,
+                                   attributes.get("name") or "")
+        answer["spec"] = spec
+        answer["status"] = {"allowed": True, "reason": "allowed by the fake's RBAC table"} if allowed else {"allowed": False}
+        return 201, json.dumps(answer).encode(), {}
+
+
+# --------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------
 
@@ -1171,7 +1363,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class FakeApiServer:
+class FakeApiServer(_Identities):
     """In-process fake kube-apiserver on 127.0.0.1 (see module docstring).
 
     ``url``/``port`` are final once ``start()`` returned.  All state lives behind one
@@ -1213,6 +1405,7 @@ class FakeApiServer:
         self._next_ip = int(_SERVICE_CIDR.network_address) + 10
         with self._lock:
             self._add_namespace_locked("default", None)
+        self._init_identities()  # issue 9: users, impersonation, RBAC
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakeApiServer":
@@ -1372,6 +1565,7 @@ class FakeApiServer:
             self._faults.clear()
             self._delays.clear()
             self.requests.clear()
+        self._reset_identities()  # issue 9
         if self._refusing:
             self.refuse_connections(False)
 
@@ -1455,9 +1649,12 @@ class FakeApiServer:
         with self._lock:
             self.requests.append((method, path, dict(query)))
         try:
-            if self.token and (headers.get("Authorization") or "") != f"Bearer {self.token}":
-                raise _ApiError(401, "Unauthorized", "Unauthorized")
+            who = self._authenticate(headers)  # issue 9: identities, impersonation, reviews, RBAC
+            reviewed = self._answer_review(method, path, body, who)
+            if reviewed is not None:
+                return reviewed
             route = self._route(method, path, query)
+            self._authorize(who, method, path, route)
             if body and "yaml" in (headers.get("Content-Type") or ""):
                 try:
                     body = json.dumps(yaml.safe_load(body)).encode()
@@ -1817,7 +2014,24 @@ class FakeApiServer:
         else:
             self._store[res.kind][key] = obj
             self._wake_controllers()
+        # Warnings in the real order: decoding's unknown fields, then admission's Pod Security (policy)
+        warnings = [w for w in (headers.get("Warning"), self._pod_security_headers(res, ns, obj).get("Warning")) if w]
+        if warnings:
+            headers["Warning"] = ", ".join(warnings)
         return 201, obj, headers
+
+    # ------------------------------------------------------------------ Pod Security warnings (policy)
+    def _pod_security_headers(self, res: _Resource, ns: str, obj: dict) -> dict[str, str]:
+        """The Warning header of a batch/v1 Job whose pod template breaks its namespace's warn level."""
+        if res.kind != "Job":
+            return {}
+        namespace = self._store["Namespace"].get(("", ns)) or {}
+        level = _psa_warn_level(_dl(namespace.get("metadata", {}).get("labels")))
+        if level == "privileged":
+            return {}
+        template = _dl(_dl(obj.get("spec")).get("template"))
+        violations = _psa_violations(_dl(template.get("spec")), level)
+        return {"Warning": _psa_warning_header(level, violations)} if violations else {}
 
     @staticmethod
     def _field_validation(query: dict[str, str]) -> str:
@@ -2716,6 +2930,131 @@ def _validate_ingress(spec: dict | None) -> list[_FieldErr]:
     if cls:
         errs += [_fe_invalid("spec.ingressClassName", cls, m) for m in _dns1123_subdomain_errs(cls)]
     return errs
+
+
+# --------------------------------------------------------------------------------------
+# Pod Security Admission on pod templates: the Warning header (policy)
+# --------------------------------------------------------------------------------------
+# The real server checks the pod template of a batch/v1 Job against its namespace's ``warn`` level
+# (which defaults to the ``enforce`` level) and answers the create -- dry run too -- with one header
+#   Warning: 299 - "would violate PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), ..."
+# It never refuses the Job itself (``enforce`` judges pods, which the job controller makes later), and it
+# ignores custom resources such as RunaiJob. Checks and wording below were taken from a v1.28
+# kube-apiserver (../shared/kube) for the subset of checks a job of this project can meet: host
+# namespaces, hostPath / restricted volume types, hostPort, privileged, allowPrivilegeEscalation,
+# capabilities drop ALL, runAsNonRoot, seccompProfile. Check order is the real one.
+
+_PSA_LEVELS = ("privileged", "baseline", "restricted")
+_PSA_ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                        "projected", "secret"}
+
+
+def _psa_warn_level(labels: dict[str, str]) -> str:
+    level = labels.get("pod-security.kubernetes.io/warn") or labels.get("pod-security.kubernetes.io/enforce")
+    if not level:
+        return "privileged"
+    return level if level in _PSA_LEVELS else "restricted"
+
+
+def _psa_quote(names: list[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _psa_containers(names: list[str]) -> str:
+    return f'{"container" if len(names) == 1 else "containers"} {_psa_quote(names)}'
+
+
+def _psa_violations(pod: dict, level: str) -> list[str]:
+    """Each ``reason (detail)`` the pod spec breaks at ``level``, in the real server's order."""
+    pod = _dl(pod)
+    psc = _dl(pod.get("securityContext"))
+    containers = [c for c in _ll(pod.get("initContainers")) + _ll(pod.get("containers")) if isinstance(c, dict)]
+
+    def sc(c: dict) -> dict:
+        return _dl(c.get("securityContext"))
+
+    out = []
+    hosts = [f"{k}=true" for k, f in (("hostNetwork", "hostNetwork"), ("hostPID", "hostPID"), ("hostIPC", "hostIPC"))
+             if pod.get(f) is True]
+    if hosts:
+        out.append(f"host namespaces ({', '.join(hosts)})")
+    volumes = [v for v in _ll(pod.get("volumes")) if isinstance(v, dict)]
+    host_paths = [v.get("name", "") for v in volumes if "hostPath" in v]
+    if host_paths and level == "baseline":
+        out.append(f'hostPath volumes ({"volume" if len(host_paths) == 1 else "volumes"} {_psa_quote(host_paths)})')
+    port_users, host_ports = [], []
+    for c in containers:
+        ports = [p.get("hostPort") for p in _ll(c.get("ports")) if isinstance(p, dict) and p.get("hostPort")]
+        if ports:
+            port_users.append(c.get("name", ""))
+            host_ports += [str(p) for p in ports]
+    host_ports = sorted(set(host_ports))  # the real server collects them in a sorted set
+    if port_users:
+        verb = "uses hostPort" if len(port_users) == 1 and len(host_ports) == 1 else (
+            "uses hostPorts" if len(port_users) == 1 else ("use hostPort" if len(host_ports) == 1 else "use hostPorts"))
+        out.append(f"hostPort ({_psa_containers(port_users)} {verb} {', '.join(host_ports)})")
+    privileged = [c.get("name", "") for c in containers if sc(c).get("privileged") is True]
+    if privileged:
+        out.append(f"privileged ({_psa_containers(privileged)} must not set securityContext.privileged=true)")
+    if level == "restricted":
+        escalating = [c.get("name", "") for c in containers if sc(c).get("allowPrivilegeEscalation") is not False]
+        if escalating:
+            out.append(f"allowPrivilegeEscalation != false ({_psa_containers(escalating)} must set "
+                       "securityContext.allowPrivilegeEscalation=false)")
+        no_drop = [c.get("name", "") for c in containers
+                   if "ALL" not in _ll(_dl(sc(c).get("capabilities")).get("drop"))]
+        if no_drop:
+            out.append(f'unrestricted capabilities ({_psa_containers(no_drop)} must set '
+                       'securityContext.capabilities.drop=["ALL"])')
+        restricted = [(v.get("name", ""), t) for v in volumes
+                      for t in [next((k for k in v if k != "name"), "")] if t not in _PSA_ALLOWED_VOLUMES]
+        if restricted:
+            names = [n for n, _ in restricted]
+            kinds = list(dict.fromkeys(t for _, t in restricted))
+            out.append(f'restricted volume types ({"volume" if len(names) == 1 else "volumes"} {_psa_quote(names)} '
+                       f'{"uses" if len(names) == 1 else "use"} restricted volume '
+                       f'{"type" if len(kinds) == 1 else "types"} {_psa_quote(kinds)})')
+        out += _psa_explicit_or_implicit(
+            "runAsNonRoot != true", psc.get("runAsNonRoot"), [(c.get("name", ""), sc(c).get("runAsNonRoot"))
+                                                               for c in containers],
+            bad=lambda v: v is False, good=lambda v: v is True,
+            must_not="must not set securityContext.runAsNonRoot=false",
+            must="must set securityContext.runAsNonRoot=true")
+    seccomp = lambda d: _dl(d.get("seccompProfile")).get("type")  # noqa: E731
+    if level == "restricted":
+        out += _psa_explicit_or_implicit(
+            "seccompProfile", seccomp(psc), [(c.get("name", ""), seccomp(sc(c))) for c in containers],
+            bad=lambda v: v == "Unconfined", good=lambda v: v in ("RuntimeDefault", "Localhost"),
+            must_not='must not set securityContext.seccompProfile.type to "Unconfined"',
+            must='must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
+    elif level == "baseline":
+        out += _psa_explicit_or_implicit(
+            "seccompProfile", seccomp(psc), [(c.get("name", ""), seccomp(sc(c))) for c in containers],
+            bad=lambda v: v == "Unconfined", good=lambda v: True,
+            must_not='must not set securityContext.seccompProfile.type to "Unconfined"', must="")
+    return out
+
+
+def _psa_explicit_or_implicit(reason: str, pod_value: Any, containers: list[tuple[str, Any]], *, bad, good,
+                              must_not: str, must: str) -> list[str]:
+    """The shape of runAsNonRoot and seccompProfile: explicit bad values first, else unset containers."""
+    setters = ["pod"] if pod_value is not None and bad(pod_value) else []
+    explicit = [n for n, v in containers if v is not None and bad(v)]
+    if explicit:
+        setters.append(_psa_containers(explicit))
+    if setters:
+        return [f"{reason} ({' and '.join(setters)} {must_not})"]
+    if pod_value is not None and good(pod_value):
+        return []
+    implicit = [n for n, v in containers if v is None or not good(v)]
+    if implicit and must:
+        return [f"{reason} (pod or {_psa_containers(implicit)} {must})"]
+    return []
+
+
+def _psa_warning_header(level: str, violations: list[str]) -> str:
+    text = f'would violate PodSecurity "{level}:latest": ' + ", ".join(violations)
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # --------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The deployment artefacts: deploy/ (kustomize), Dockerfile and .dockerignore, checked statically.
 
 Every object in deploy/ must validate against the official Kubernetes 1.37 schemas, and the RBAC rules must
-grant exactly the (group, resource, verb) triples that ``runai_submit.cluster.kinds`` says the service uses.
+grant exactly the (group, resource, verb) triples that ``runai_submit.cluster.kinds`` says the service uses in
+the auth mode each kustomization runs in (``runai_submit.cluster.rights``), and the role meant for researchers
+exactly what a caller's own calls need.
 
 There is no kustomize binary in CI, so ``render`` below builds what ``kubectl kustomize`` would from the
 small set of kustomize features deploy/ uses (and refuses any other); where kubectl is installed, a test
@@ -24,6 +26,7 @@ import pytest
 import yaml
 
 from runai_submit.cluster.kinds import KINDS, VERBS, WORKLOAD_KINDS
+from runai_submit.cluster.rights import caller_rights, service_cluster_wide_rights, service_rights
 from runai_submit.config import ENV_PREFIX, Settings
 from tests.k8s_schema import assert_valid_manifest
 
@@ -32,6 +35,9 @@ DEPLOY = ROOT / "deploy"
 KUSTOMIZATIONS = sorted(path.parent for path in DEPLOY.rglob("kustomization.yaml"))
 KUSTOMIZATION_IDS = [str(path.relative_to(DEPLOY)) for path in KUSTOMIZATIONS]
 EXAMPLE = DEPLOY / "overlays" / "example"
+MODE_OVERLAYS = {"header": DEPLOY / "overlays" / "header", "impersonate": DEPLOY / "overlays" / "impersonate"}
+# Roles meant for the users of the service (bound to them, never to the service account) carry this label.
+CALLER_RIGHTS = "caller-rights"
 APP = "runai-submit"  # the Deployment, its container, Service and ServiceAccount
 
 # --- what the code says the service does (derived from the kind table, never written out here) ----------
@@ -250,6 +256,15 @@ def test_deploy_has_a_base_and_an_example_overlay():
     assert DEPLOY / "base" in KUSTOMIZATIONS
     assert EXAMPLE in KUSTOMIZATIONS
     assert "../../base" in load_kustomization(EXAMPLE)["resources"]
+
+
+def test_the_base_is_secure_by_default_and_each_mode_has_an_overlay():
+    """token mode in the base (issue 9); impersonate and header each in an overlay of their own."""
+    assert auth_mode_of(DEPLOY / "base") == "token"
+    assert auth_mode_of(EXAMPLE) == "token"
+    for mode, folder in MODE_OVERLAYS.items():
+        assert folder in KUSTOMIZATIONS, f"no overlay for {mode} mode"
+        assert auth_mode_of(folder) == mode
 
 
 @pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=KUSTOMIZATION_IDS)
@@ -509,8 +524,15 @@ def test_the_deployment_service_account_is_the_one_bound(folder):
     assert bindings
     expected = [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
                  "namespace": account["metadata"]["namespace"]}]
+    caller_roles = {role["metadata"]["name"] for role in of_kind(objects, "ClusterRole") if _for_callers(role)}
     for binding in bindings:
-        assert binding["subjects"] == expected, f"{binding['kind']} {binding['metadata']['name']}"
+        where = f"{binding['kind']} {binding['metadata']['name']}"
+        if _for_callers(binding):
+            # Researchers' rights go to researchers: the service account must never hold them this way.
+            assert binding["roleRef"]["name"] in caller_roles, where
+            assert all(subject["kind"] in ("User", "Group") for subject in binding["subjects"]), where
+        else:
+            assert binding["subjects"] == expected, where
 
 
 # --- RBAC -----------------------------------------------------------------------------------------------
@@ -526,14 +548,24 @@ def _rule_triples(rules: list[dict]) -> set[tuple[str, str, str]]:
     return triples
 
 
-def grants(objects: list[dict]) -> tuple[set, dict[str, set]]:
-    """What the bindings give the ServiceAccount: (cluster-wide triples, namespace -> triples)."""
+def _for_callers(obj: dict) -> bool:
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == CALLER_RIGHTS
+
+
+def auth_mode_of(folder: Path) -> str:
+    return Settings.load(environ=_container_environment(folder)).auth_mode
+
+
+def grants(objects: list[dict], *, callers: bool = False) -> tuple[set, dict[str, set]]:
+    """What the bindings give the ServiceAccount (or, ``callers``, the users): (cluster-wide, namespace -> triples)."""
     roles = {("ClusterRole", None, role["metadata"]["name"]): role for role in of_kind(objects, "ClusterRole")}
     roles |= {("Role", role["metadata"]["namespace"], role["metadata"]["name"]): role
               for role in of_kind(objects, "Role")}
     cluster_wide: set = set()
     per_namespace: dict[str, set] = {}
     for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
+        if _for_callers(binding) != callers:
+            continue
         ref = binding["roleRef"]
         assert ref["apiGroup"] == "rbac.authorization.k8s.io"
         namespace = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
@@ -554,38 +586,68 @@ def test_the_code_uses_cluster_wide_and_namespaced_calls():
     assert NAMESPACED_NEEDED | CLUSTER_WIDE_NEEDED == NEEDED
 
 
+def test_the_rights_per_mode_are_derived_from_the_kind_table():
+    """header mode is every call the service makes; the identity modes keep only project discovery."""
+    assert service_rights("header") == NEEDED
+    assert service_cluster_wide_rights("header") == CLUSTER_WIDE_NEEDED
+    assert caller_rights() == NAMESPACED_NEEDED
+    assert service_rights("token") == {("", "namespaces", "get"), ("", "namespaces", "list")}
+    assert service_rights("impersonate") - service_rights("token") == {("", "users", "impersonate"),
+                                                                       ("", "groups", "impersonate")}
+    assert not {verb for _, _, verb in service_rights("token")} & {"create", "delete", "update", "patch"}
+
+
 @pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=KUSTOMIZATION_IDS)
 def test_rbac_grants_exactly_the_calls_the_service_makes(folder):
+    needed = service_rights(auth_mode_of(folder))
     cluster_wide, per_namespace = grants(render(folder))
     granted = cluster_wide.union(*per_namespace.values())
-    assert granted - NEEDED == set(), "rights the service never uses"
-    assert NEEDED - granted == set(), "calls the service makes that would be refused"
+    assert granted - needed == set(), "rights the service never uses"
+    assert needed - granted == set(), "calls the service makes that would be refused"
 
 
 @pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=KUSTOMIZATION_IDS)
 def test_rbac_cluster_wide_calls_are_granted_cluster_wide(folder):
+    mode = auth_mode_of(folder)
     cluster_wide, per_namespace = grants(render(folder))
-    assert CLUSTER_WIDE_NEEDED <= cluster_wide, "listing namespaces and all projects' jobs needs cluster-wide rights"
+    assert service_cluster_wide_rights(mode) <= cluster_wide, \
+        "listing namespaces (and in header mode all projects' jobs; in impersonate mode impersonation) is cluster-wide"
+    namespaced = service_rights(mode) - service_cluster_wide_rights(mode)
     for namespace, triples in per_namespace.items():
-        assert triples <= NAMESPACED_NEEDED, f"{namespace}: a RoleBinding cannot grant cluster-scoped kinds"
-        assert NAMESPACED_NEEDED <= triples | cluster_wide, f"{namespace}: submits there would be refused"
+        assert triples <= namespaced, f"{namespace}: a RoleBinding cannot grant cluster-scoped kinds"
+        assert namespaced <= triples | cluster_wide, f"{namespace}: submits there would be refused"
+
+
+@pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=KUSTOMIZATION_IDS)
+def test_the_researcher_role_grants_exactly_a_callers_calls(folder):
+    objects = render(folder)
+    (role,) = [role for role in of_kind(objects, "ClusterRole") if _for_callers(role)]
+    assert _rule_triples(role["rules"]) == caller_rights()
+    cluster_wide, _ = grants(objects, callers=True)
+    assert cluster_wide == set(), "researchers' rights are bound per project namespace"
 
 
 @pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=KUSTOMIZATION_IDS)
 def test_every_role_is_bound(folder):
+    """Every role of the service is bound; the researcher role is the site's to bind to its users."""
     objects = render(folder)
     refs = {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in of_kind(objects, "ClusterRoleBinding")
             + of_kind(objects, "RoleBinding")}
     for role in of_kind(objects, "ClusterRole") + of_kind(objects, "Role"):
-        assert (role["kind"], role["metadata"]["name"]) in refs, f"{role['kind']} {role['metadata']['name']} is unused"
+        if not _for_callers(role):
+            assert (role["kind"], role["metadata"]["name"]) in refs, \
+                f"{role['kind']} {role['metadata']['name']} is unused"
 
 
-def test_example_overlay_confines_project_rights_to_project_namespaces():
-    cluster_wide, per_namespace = grants(render(EXAMPLE))
-    assert cluster_wide == CLUSTER_WIDE_NEEDED
-    assert per_namespace, "the example binds the project role in project namespaces"
+def test_example_overlay_grants_researchers_their_project_namespaces_only():
+    objects = render(EXAMPLE)
+    cluster_wide, per_namespace = grants(objects)
+    assert cluster_wide == service_rights("token") and per_namespace == {}, "the service only discovers projects"
+    cluster_wide, per_namespace = grants(objects, callers=True)
+    assert cluster_wide == set()
+    assert per_namespace, "the example binds the researcher role in project namespaces"
     for namespace, triples in per_namespace.items():
-        assert triples == NAMESPACED_NEEDED, namespace
+        assert triples == caller_rights(), namespace
     assert "kube-system" not in per_namespace
 
 

@@ -10,7 +10,7 @@ from ..errors import BadRequest, JobNotFound, ServiceError
 from ..metrics import DELETES
 from ..render.names import DNS1123_SUBDOMAIN
 from ..schemas import load_job_ref
-from .common import caller, check_project, flag, json_body, service
+from .common import caller, check_project, flag, identity_fields, json_body, service
 from .observability import audit_log, manifests_digest, start_audit
 from .spec import BOOL_QUERY, JOB_NAME_PATH, PROJECT_PATH, USER_FILTER, USER_HEADER, ok
 
@@ -64,7 +64,7 @@ def get_job(project: str, name: str) -> dict:
 def delete_jobs() -> tuple[list, int]:
     """Delete each ``{name, project}``; one result per item, so one bad item does not fail the others."""
     jobs = service()
-    user = caller().user
+    who = identity_fields(caller())
     delete_pvcs = flag("deletePvcs")
     items = json_body()
     if not isinstance(items, list):
@@ -82,7 +82,7 @@ def delete_jobs() -> tuple[list, int]:
         results.append(result)
         DELETES.labels("ok" if result["ok"] else "error").inc()
         audit_log.info("audit delete", extra={
-            "event": "delete", "user": user, "project": result["project"], "job": result["name"],
+            "event": "delete", **who, "project": result["project"], "job": result["name"],
             "outcome": "ok" if result["ok"] else "error", "deleted": result.get("deleted", []),
             "status": result["error"]["status"] if result["error"] else 200,
         })

@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 
 from .. import metrics
 
@@ -55,6 +55,16 @@ def _finish(response: Response) -> Response:
         metrics.SUBMITS.labels(metrics.submit_outcome(response.status_code, g.get("dry_run", False)),
                                str(response.status_code)).inc()
     audit = g.pop("audit", None)
+    who = g.get("caller")
+    if audit is not None and who is not None and who.user:
+        # The identity this request acted with (auth modes, README "Security"), not what RA-USER claimed.
+        audit.update(user=who.user, groups=list(who.groups), auth_mode=who.mode)
+        if who.claimed_user:
+            audit["claimed_user"] = who.claimed_user
+    elif who is None and _auth_mode() != "header":
+        # Refused before the caller was authenticated: RA-USER is only a claim.
+        if audit is not None and audit.get("user"):
+            audit["claimed_user"], audit["user"] = audit["user"], None
     if audit is not None:
         audit_log.info("audit %s", audit["event"], extra={**audit, "status": response.status_code,
                                                            "outcome": "ok" if response.status_code < 300 else "error"})
@@ -62,9 +72,20 @@ def _finish(response: Response) -> Response:
         "%s %s %s", request.method, request.path, response.status_code,
         extra={"method": request.method, "path": request.path, "status": response.status_code,
                "duration_ms": round(elapsed * 1000, 3), "remote": request.remote_addr,
-               "user": request.headers.get("RA-USER") or None},
+               "user": _logged_user(who)},
     )
     return response
+
+
+def _auth_mode() -> str:
+    return current_app.extensions["runai_submit"].settings.auth_mode
+
+
+def _logged_user(who) -> str | None:
+    """The access log's user: the authenticated one, or RA-USER where that is the identity (header mode)."""
+    if who is not None and who.user:
+        return who.user
+    return (request.headers.get("RA-USER") or None) if _auth_mode() == "header" else None
 
 
 def register_observability(app: Flask) -> None:

@@ -13,6 +13,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from .. import __version__, schemas
 from . import API_MODULES
+from .identity import apply_security
 
 docs = Blueprint("docs", __name__)
 
@@ -46,7 +47,7 @@ def _polymorphic_fields(converter: Any, field: Any, **kwargs: Any) -> dict:
     return {}
 
 
-def build_openapi() -> dict:
+def build_openapi(auth_mode: str = "header") -> dict:
     plugin = MarshmallowPlugin()
     spec = APISpec(
         title="runai-submit",
@@ -63,7 +64,7 @@ def build_openapi() -> dict:
         spec.components.schema(name, schema=schema)
     for path, operations in OPERATIONS.items():
         spec.path(path=path, operations=_resolve_refs(operations))
-    return spec.to_dict()
+    return apply_security(spec.to_dict(), auth_mode)
 
 
 def _resolve_refs(value: Any) -> Any:
@@ -98,7 +99,7 @@ _DOCS_INIT = """window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#swag
 def openapi_json() -> Response:
     state = current_app.extensions["runai_submit"]
     if state.openapi is None:
-        state.openapi = build_openapi()
+        state.openapi = build_openapi(state.settings.auth_mode)
     return current_app.json.response(state.openapi)
 
 

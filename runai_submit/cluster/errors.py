@@ -27,6 +27,14 @@ class AlreadyExists(Conflict):
         self.name = name
 
 
+class CredentialsRefused(Forbidden):
+    """The API server answered 401: it did not accept the credentials the call carried.
+
+    With the service's own credentials this stays a refusal of the cluster (403, as before); a handle acting
+    with a caller's token turns it into a 401 for the caller (``cluster.caller.CallerCluster``).
+    """
+
+
 def parse_status(body: bytes | str | None) -> dict:
     """The ``Status`` object of an error answer, or {} when the body is not one."""
     if not body:
@@ -53,8 +61,11 @@ def error_from_response(code: int, body: bytes, headers: dict, *, what: str, ret
         return Conflict(text)
     if code == 404:
         return NotFound(text)
-    if code in (401, 403):
-        return Forbidden(f"The cluster refused to {what}.", details=message)
+    if code == 401:
+        return CredentialsRefused(f"The cluster refused to {what}: {message}", details=message)
+    if code == 403:
+        # The API server's own words name the user, verb, resource and namespace: keep them in the message.
+        return Forbidden(f"The cluster refused to {what}: {message}", details=message)
     if code in (400, 422):
         causes = "; ".join(
             f"{cause.get('field', '')}: {cause.get('message', '')}".strip(": ") for cause in details.get("causes", [])

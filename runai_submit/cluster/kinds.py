@@ -60,3 +60,12 @@ VERBS = {
 def kind_of(manifest: dict) -> Kind:
     """The table entry for a manifest; an unknown kind is a programming error, not user input."""
     return KINDS[manifest["kind"]]
+
+
+# --- who makes which call, per auth mode (issue 9; README "Security") ---------------------------------------
+# In header mode the service makes every call above with its own identity. In token and impersonate modes
+# every call of a request is the caller's (cluster/caller.py), except project discovery, which stays the
+# service's: these verbs. Impersonate mode adds the right to act as any user and group.
+# https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation
+DISCOVERY_VERBS = {NAMESPACE.kind: ("get", "list")}
+IMPERSONATED = ("users", "groups")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from urllib.parse import urlencode
@@ -19,8 +20,10 @@ from urllib3.util.retry import Retry
 
 from ..config import Settings
 from ..errors import ConfigError, ServiceError
+from ..identity import Caller
 from ..model import CreatedObject
 from ..metrics import APISERVER_SECONDS
+from .access import SELF_SUBJECT_REVIEW, SELF_SUBJECT_REVIEWS, AccessReviews
 from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .kinds import NAMESPACE, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
 
@@ -44,6 +47,7 @@ def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Co
             )
     except (kubernetes.config.ConfigException, OSError, ValueError) as exc:
         raise ConfigError([f"cannot load the {backend} cluster configuration: {exc}"]) from exc
+    check_own_credentials(settings, configuration)
     # The loaders' token-refresh hook re-assigns ``host`` before every call, and the host setter re-reads
     # the proxy from the whole environment (63 µs, and ~0.5 ms in a pod with a few hundred service env
     # vars). Assigning the proxy once pins it to what the environment says now.
@@ -54,6 +58,22 @@ def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Co
         total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.05, respect_retry_after_header=False
     )
     return configuration
+
+
+def check_own_credentials(settings: Settings, configuration: kubernetes.client.Configuration) -> None:
+    """Token mode needs the service's own credentials to be a bearer token, never a client certificate.
+
+    kube-apiserver tries the TLS client certificate before the Authorization header, and a valid certificate
+    wins: every call would then run as the service, whatever token the caller sent (verified against
+    v1.28, tests/test_auth_real.py). https://kubernetes.io/docs/reference/access-authn-authz/authentication/
+    """
+    if settings.auth_mode == "token" and (configuration.cert_file or configuration.key_file):
+        raise ConfigError([
+            "auth_mode token needs the service's own credentials to be a bearer token (the pod's ServiceAccount "
+            "in-cluster, or a kubeconfig user with a token), but this configuration presents a TLS client "
+            "certificate: the API server would authenticate every call as the service and ignore the "
+            "caller's token. Use a token kubeconfig, or auth_mode impersonate."
+        ])
 
 
 class KubeCluster:
@@ -68,6 +88,11 @@ class KubeCluster:
         self._workload: Kind | None = None
         self._namespaces: dict[str, str] = {}
         self._namespaces_read_at = float("-inf")
+        # --- policy: namespace labels (Pod Security level) ---
+        self._labelled_namespaces: dict[str, dict[str, str]] = {}  # read with the project map
+        self._other_namespaces: dict[str, tuple[float, dict[str, str]]] = {}  # by convention: (read at, labels)
+        # --- auth modes (issue 9): what the cluster said about callers, shared by every bound handle ------
+        self._access = AccessReviews(settings.auth_cache_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, backend: str) -> KubeCluster:
@@ -126,7 +151,39 @@ class KubeCluster:
                             self.settings.namespace_template)
                 return
             self._namespaces = {item["metadata"]["labels"][QUEUE_LABEL]: item["metadata"]["name"] for item in items}
+            # policy: the labels of these namespaces (their Pod Security level) come with the map
+            self._labelled_namespaces = {item["metadata"]["name"]: item["metadata"]["labels"] for item in items}
             self._namespaces_read_at = time.monotonic()
+
+    # --- policy: the labels of a project namespace (its Pod Security level) -------------------------
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """The labels of ``namespace``, cached like the project map; {} when it cannot be read.
+
+        A namespace labelled runai/queue comes with the project map (no call of its own); one found by
+        the naming convention costs one GET per ``namespace_cache_seconds``. When neither can be read
+        the Pod Security level is left to the API server, which still enforces it on the pods.
+        """
+        ttl = self.settings.namespace_cache_seconds
+        if time.monotonic() - self._namespaces_read_at > ttl:
+            self._refresh_namespaces()
+        if namespace in self._labelled_namespaces:
+            return self._labelled_namespaces[namespace]
+        cached = self._other_namespaces.get(namespace)
+        if cached is not None and time.monotonic() - cached[0] <= ttl:
+            return cached[1]
+        try:
+            code, body, _ = self._request("GET", NAMESPACE.object_path(None, namespace), verb="get",
+                                          kind="Namespace", what=f"read namespace {namespace}", expect=(200, 404))
+        except ServiceError as exc:
+            log.warning("cannot read the labels of namespace %s (%s); Pod Security is left to the API server",
+                        namespace, exc.message)
+            return {}
+        if code == 404:
+            return {}  # not cached: the create answers NotFound, and the namespace may appear any time
+        labels = json.loads(body).get("metadata", {}).get("labels") or {}
+        self._other_namespaces[namespace] = (time.monotonic(), labels)
+        return labels
 
     # --- object operations -----------------------------------------------------------------------
 
@@ -134,7 +191,7 @@ class KubeCluster:
         kind = kind_of(manifest)
         name = manifest["metadata"]["name"]
         query = {"dryRun": "All"} if dry_run else None
-        _, body, _ = self._request(
+        _, body, headers = self._request(
             "POST", kind.collection_path(namespace), query=query, body=manifest,
             verb="create", kind=kind.kind, what=f"create {kind.kind} {namespace}/{name}", expect=(200, 201, 202),
         )
@@ -142,7 +199,8 @@ class KubeCluster:
         meta = created.get("metadata", {})
         # DEBUG: the submit's audit record lists every object created; deletes and rollbacks stay at INFO.
         log.debug("%s %s %s/%s", "dry-run created" if dry_run else "created", kind.kind, namespace, meta.get("name"))
-        return CreatedObject(kind.api_version, kind.kind, meta.get("name", name), meta.get("uid", ""), created)
+        return CreatedObject(kind.api_version, kind.kind, meta.get("name", name), meta.get("uid", ""), created,
+                             warnings=api_warnings(headers))  # policy: the API server's warnings
 
     def delete(self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background") -> bool:
         """Delete one object (and, by the garbage collector, its dependents); False when it was absent."""
@@ -183,6 +241,34 @@ class KubeCluster:
                       timeout=(timeout, timeout),
                       retry_throttled=False)
 
+    # --- identity (issue 9): a handle per caller, and what the API server says about identities -----
+
+    #: The client's auth settings each call applies: the service's own credentials (token or certificate).
+    _auth_settings: tuple[str, ...] = ("BearerToken",)
+
+    def acting_as(self, caller: Caller) -> KubeCluster:
+        """A handle whose every call carries ``caller``'s credentials; same ApiClient, pool and caches."""
+        if not caller.acts_as_itself:
+            return self
+        from .caller import CallerCluster
+
+        return CallerCluster(self, caller)
+
+    def whoami(self) -> dict:
+        """The user and groups the API server sees for this handle (a SelfSubjectReview, Kubernetes >= 1.28)."""
+        _, body, _ = self._request("POST", SELF_SUBJECT_REVIEWS, body=SELF_SUBJECT_REVIEW, verb="create",
+                                   kind="SelfSubjectReview", what="review who is calling", expect=(200, 201))
+        info = (json.loads(body).get("status") or {}).get("userInfo") or {}
+        return {"user": info.get("username", ""), "groups": list(info.get("groups") or [])}
+
+    def allowed(self, verb: str, kind: Kind, namespace: str | None) -> bool:
+        """Whether this handle's identity may ``verb`` ``kind`` in ``namespace`` (a SelfSubjectAccessReview)."""
+        return self._access.allowed(self, "", verb, kind, namespace)
+
+    def _identify(self, headers: dict) -> dict:
+        """The headers of one call, with this handle's identity added (none: the client's own auth applies)."""
+        return headers
+
     # --- the single HTTP path --------------------------------------------------------------------
 
     def _request(
@@ -207,13 +293,14 @@ class KubeCluster:
             path = f"{path}?{urlencode(query)}"
         attempts = 1 + (self.settings.throttle_retries if retry_throttled else 0)
         for attempt in range(attempts):
-            request = self.api.param_serialize(
+            call_method, url, headers, call_body, post = self.api.param_serialize(
                 method=method, resource_path=path, header_params=dict(_JSON_HEADERS), body=body,
-                auth_settings=["BearerToken"],
+                auth_settings=list(self._auth_settings),
             )
             started = time.perf_counter()
             try:
-                response = self.api.call_api(*request, _request_timeout=timeout or self._timeout)
+                response = self.api.call_api(call_method, url, self._identify(headers), call_body, post,
+                                             _request_timeout=timeout or self._timeout)
                 data = response.read()
             except TRANSPORT_ERRORS as exc:
                 APISERVER_SECONDS.labels(verb, kind, "error").observe(time.perf_counter() - started)
@@ -231,3 +318,23 @@ class KubeCluster:
                 continue
             raise error
         raise AssertionError("unreachable")  # the loop either returns or raises
+
+
+# --- policy: the API server's warnings -------------------------------------------------------------
+
+# One warn-value of a Warning header (RFC 9111 §5.5): code, agent, quoted text, optional quoted date.
+# The API server sends one header per warning with code 299 and agent "-".
+# https://kubernetes.io/blog/2020/09/03/warnings/
+_WARNING = re.compile(r'(\d{3})\s+\S+\s+"((?:[^"\\]|\\.)*)"(?:\s+"[^"]*")?')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def api_warnings(headers: object) -> tuple[str, ...]:
+    """The texts of a response's Warning headers, as kubectl prints them ("would violate PodSecurity ...")."""
+    if headers is None:
+        return ()
+    values = headers.getlist("Warning") if hasattr(headers, "getlist") else [headers.get("Warning") or ""]
+    texts = []
+    for value in values:
+        texts += [_ESCAPE.sub(r"\1", text) for _, text in _WARNING.findall(value or "")]
+    return tuple(texts)

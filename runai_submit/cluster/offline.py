@@ -41,6 +41,13 @@ class OfflineCluster:
         """A folder has no access control: every caller writes with the service's rights."""
         return self
 
+    def whoami(self) -> dict:
+        """No cluster, no identities: the folder knows nobody."""
+        return {"user": "", "groups": []}
+
+    def allowed(self, verb: str, kind: Kind, namespace: str | None) -> bool:
+        return True
+
     def workload_kind(self) -> Kind:
         if self.settings.workload_kind == "auto":
             return RUNAI_JOB
@@ -51,6 +58,10 @@ class OfflineCluster:
 
     def forget_namespaces(self) -> None:
         pass
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """A folder has no labels: no Pod Security level (the admin policy still applies)."""
+        return {}
 
     def projects(self) -> dict[str, str]:
         """Every namespace folder that matches the naming convention is a project."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..model import EnvVar, JobSpec, SubmitContext
 from . import names
 from .common import format_number, job_labels, object_meta
+from .podsecurity import secure_pod
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -59,7 +60,7 @@ def make_pod_spec(spec: JobSpec, ctx: SubmitContext) -> dict:
         pod["hostIPC"] = True
     if spec.host_network:
         pod["hostNetwork"] = True
-    return pod
+    return secure_pod(pod, ctx.pod_security)
 
 
 def make_container(spec: JobSpec, ctx: SubmitContext) -> dict:

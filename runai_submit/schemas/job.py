@@ -391,6 +391,19 @@ _JOB_SCHEMA = JobSchema()
 
 def load_submit_request(payload: Any) -> JobSpec:
     """``{"job": {...}}`` -> JobSpec, or BadRequest (wrong shape) / ValidationFailed (every field error)."""
+    job, problems = job_of_request(payload)
+    spec, job_problems = load_job(job)
+    problems.extend(job_problems)
+    if problems:
+        raise validation_failed(problems)
+    return spec
+
+
+def job_of_request(payload: Any) -> tuple[dict, list[FieldError]]:
+    """The ``job`` object of a submit body, and the body's other (unknown) keys as problems.
+
+    A body that is not ``{"job": {...}}`` at all is a BadRequest, raised here.
+    """
     if not isinstance(payload, dict):
         raise BadRequest("The request body must be a JSON object such as {\"job\": {...}}.")
     if "job" not in payload:
@@ -402,18 +415,24 @@ def load_submit_request(payload: Any) -> JobSpec:
         for key in payload
         if key != "job"
     ]
+    return payload["job"], problems
+
+
+def load_job(job: dict) -> tuple[JobSpec | None, list[FieldError]]:
+    """A job object -> (JobSpec, []) or (None, every field error with its pointer under /job)."""
     try:
-        spec = _JOB_SCHEMA.load(payload["job"])
+        return _JOB_SCHEMA.load(job), []
     except ValidationError as exc:
-        problems.extend(flatten_errors(exc.messages, "/job"))
-        spec = None
-    if problems:
-        summary = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
-        count = len(problems)
-        raise ValidationFailed(
-            f"The job is not valid ({count} problem{'s' if count > 1 else ''}).", details=summary, errors=problems
-        )
-    return spec
+        return None, flatten_errors(exc.messages, "/job")
+
+
+def validation_failed(problems: list[FieldError]) -> ValidationFailed:
+    """The 422 of a job with ``problems``: a count, every problem in ``details``, and the field errors."""
+    summary = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
+    count = len(problems)
+    return ValidationFailed(
+        f"The job is not valid ({count} problem{'s' if count > 1 else ''}).", details=summary, errors=problems
+    )
 
 
 # --- the other bodies of the API: request of DELETE, and every answer (for the OpenAPI document) ----

@@ -33,6 +33,10 @@ class SubmitResponseSchema(Schema):
     kind = fields.String(required=True, metadata={"description": "RunaiJob or Job"})
     objects = fields.List(fields.Nested(ObjectRefSchema), required=True)
     manifests = fields.List(fields.Dict(), metadata={"description": "only with ?dryRun=true"})
+    defaulted = fields.List(fields.String(), metadata={
+        "description": "the job fields the admin policy's defaults filled in"})
+    warnings = fields.List(fields.String(), metadata={
+        "description": "the API server's warnings (Warning headers), e.g. Pod Security \"would violate ...\""})
 
 
 class JobViewSchema(Schema):

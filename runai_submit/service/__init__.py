@@ -6,11 +6,12 @@ references only) so that every call a request makes goes through the caller's ha
 from __future__ import annotations
 
 from .jobs import Jobs, job_status, job_view
+from .policy import Policies, PolicyStore
 from .submit import Submitter, SubmitResult
 
 
-class JobService(Submitter, Jobs):
+class JobService(Submitter, Jobs, Policies):
     """Every use case, over one cluster handle and the settings."""
 
 
-__all__ = ["JobService", "Jobs", "SubmitResult", "Submitter", "job_status", "job_view"]
+__all__ = ["JobService", "Jobs", "Policies", "PolicyStore", "SubmitResult", "Submitter", "job_status", "job_view"]

@@ -7,11 +7,14 @@ from typing import Any
 
 from ..cluster.applier import apply_all
 from ..cluster.errors import AlreadyExists, NamespaceMissing
-from ..errors import Conflict, NameTaken, ProjectNotFound
+from ..errors import Conflict, FieldError, NameTaken, ProjectNotFound
 from ..metrics import timed
 from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext
+from ..podsecurity import enforced_level, job_violations
+from ..policy import apply_defaults, check_values
 from ..render import make_dependents, make_workload
-from ..schemas import load_submit_request
+from ..render.names import DNS1123_LABEL, MAX_LABEL
+from ..schemas.job import job_of_request, load_job, validation_failed
 from .base import ServiceBase
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,12 @@ class SubmitResult:
     kind: str
     objects: list[CreatedObject] = field(default_factory=list)
     manifests: list[dict] = field(default_factory=list)
+    defaulted: list[str] = field(default_factory=list)  # policy: the fields its defaults filled in
+
+    @property
+    def warnings(self) -> list[str]:
+        """The API server's warnings for the objects created (or dry-run), each once, in order."""
+        return list(dict.fromkeys(text for obj in self.objects for text in obj.warnings))
 
     def to_dict(self, *, with_manifests: bool = False) -> dict:
         body = {
@@ -33,6 +42,8 @@ class SubmitResult:
             "namespace": self.namespace,
             "kind": self.kind,
             "objects": [{"kind": obj.kind, "name": obj.name} for obj in self.objects],
+            "defaulted": list(self.defaulted),
+            "warnings": self.warnings,
         }
         if with_manifests:
             body["manifests"] = self.manifests
@@ -43,21 +54,48 @@ class Submitter(ServiceBase):
     """Submits validated jobs to a cluster, all or nothing."""
 
     def submit_request(self, payload: Any, user: str, *, dry_run: bool = False) -> SubmitResult:
-        """The whole path of one ``{"job": {...}}``: validate, then create. Single and batch submits share it."""
+        """The whole path of one ``{"job": {...}}``: policy, validate, Pod Security, then create.
+
+        Single and batch submits share it. The policy's defaults are merged into the job before the job
+        schema runs, so every rule of the contract holds for the job as it will be created; the problems
+        of the schema, the policy and Pod Security are answered together, all at once.
+        """
         with timed("validate"):
-            spec = load_submit_request(payload)
-        return self.submit(spec, user, dry_run=dry_run)
+            job, problems = job_of_request(payload)
+            project = job.get("project") if _is_project(job.get("project")) else None
+            policy = self.current_policy().effective(project)
+            applied = apply_defaults(job, policy)
+            spec, schema_problems = load_job(applied.job)
+            problems += [_from_defaults(problem, applied.defaulted) for problem in schema_problems]
+            # The schema's own "is required" (image, project) already says what the policy's would.
+            required = {problem.field for problem in schema_problems if problem.message == "is required"}
+            problems += [problem for problem in applied.errors
+                         if not (problem.field in required and problem.message.startswith("is required"))]
+            problems += check_values(applied.job, policy)
+        if project is not None:
+            namespace = self.cluster.namespace_for(project)
+            problems += job_violations(applied.job, enforced_level(self.cluster.namespace_labels(namespace)), namespace)
+        if problems:
+            failed = validation_failed(problems)
+            if applied.defaulted:
+                failed.details += f" (defaults of the policy filled in: {', '.join(applied.defaulted)})"
+            raise failed
+        result = self.submit(spec, user, dry_run=dry_run)
+        result.defaulted = applied.defaulted
+        return result
 
     def context(self, spec: JobSpec, name: str, user: str) -> SubmitContext:
         workload = self.cluster.workload_kind()
+        namespace = self.cluster.namespace_for(spec.project)
         return SubmitContext(
             name=name,
-            namespace=self.cluster.namespace_for(spec.project),
+            namespace=namespace,
             user=user,
             workload_api_version=workload.api_version,
             workload_kind=workload.kind,
             scheduler_name=self.settings.scheduler_name,
             ingress_class=self.settings.ingress_class,
+            pod_security=enforced_level(self.cluster.namespace_labels(namespace)),
         )
 
     def submit(self, spec: JobSpec, user: str, *, dry_run: bool = False) -> SubmitResult:
@@ -99,3 +137,17 @@ class Submitter(ServiceBase):
         with timed("apply"):
             objects = apply_all(self.cluster, ctx.namespace, workload, render_dependents, dry_run=dry_run)
         return SubmitResult(ctx.name, spec.project, ctx.namespace, ctx.workload_kind, objects, [workload, *dependents])
+
+
+def _is_project(value: Any) -> bool:
+    """A project name the policy and the namespace map can be asked about (the schema judges the rest)."""
+    return isinstance(value, str) and len(value) <= MAX_LABEL and bool(DNS1123_LABEL.match(value))
+
+
+def _from_defaults(problem: FieldError, defaulted: list[str]) -> FieldError:
+    """A schema problem in a value the policy's defaults filled in says so: the caller never wrote it."""
+    wire = problem.field.split("/")[2] if problem.field.startswith("/job/") else ""
+    if wire in defaulted:
+        return FieldError(problem.field, f"{problem.message} (the value is the policy's default)")
+    return problem
+
