@@ -25,10 +25,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Benchmark: service vs the API server floor at concurrency 1, 8, 32 (BENCH_ARGS=--quick | --soak | --kubeconfig K)
+## Benchmark: the service beside its floor (the same manifests POSTed straight to the API server), against the
+## real control plane of ../shared/kube when present, else the fake (BENCH_ARGS=--quick | --soak | --kubeconfig K)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
-	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) offline-cluster *.egg-info

@@ -55,6 +55,15 @@ def on_exit(server):
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
+def post_worker_init(worker):
+    """Job insight: hand the app this worker's heartbeat. A sync worker tells the master it is alive only
+    between requests, so a followed log longer than ``timeout`` would get it killed as hung; the log stream
+    beats this heartbeat until RUNAI_SUBMIT_LOG_FOLLOW_MAX_SECONDS, then ends (runai_submit.service.insight)."""
+    extensions = getattr(worker.wsgi, "extensions", None)
+    if extensions is not None:
+        extensions["runai_submit.heartbeat"] = worker.notify
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

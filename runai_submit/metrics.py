@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -65,3 +65,13 @@ def exposition() -> tuple[bytes, str]:
 POLICY_RELOADS = Counter("runai_submit_policy_reloads",
                          "Re-reads of a changed policy file, by result (ok, or error: the last good policy stays)",
                          ["result"])
+
+
+# --- job insight ---------------------------------------------------------------------------------------
+
+LOG_STREAMS = Counter("runai_submit_log_streams",
+                      "Job logs streamed, by how they ended: eof, deadline (log_follow_max_seconds), client_gone, error",
+                      ["end"])
+# Each open log holds a worker (a sync one entirely): this says how many are held right now, across workers.
+LOG_STREAMS_ACTIVE = Gauge("runai_submit_log_streams_active", "Job logs being streamed right now",
+                           multiprocess_mode="livesum")

@@ -84,7 +84,7 @@ def batch_client(fake_batch_api, tmp_path):
 
 
 GOLDEN = Path(__file__).parent / "golden"
-# The seed page's example and a job using every parameter family; bench/run.py submits the same files.
+# The seed page's example and a job using every parameter family; bench/jobs.py submits the same files.
 SEED_JOB = json.loads((GOLDEN / "seed-request.json").read_text())["job"]
 MAXIMAL_JOB = json.loads((GOLDEN / "maximal-request.json").read_text())["job"]
 # Created in this order: RunaiJob, PersistentVolumeClaim, Service, Ingress.

@@ -54,6 +54,11 @@ the Job controller; discovery lists only the verbs served here.
 
 Plus test helpers: fault injection, delays, refusing connections.
 
+Job insight (see the section of that name in the class): Pods and Events (with the field selectors of the
+real server), the pod log subresource (text/plain; ``follow`` streams chunked until the pod ends), JSON
+merge PATCH of Jobs and RunaiJobs, and a minimal job controller (``job_controller = True``) that creates
+a running job's pods, removes a suspended job's pods and records the events the real controller records.
+
 Run ``python tests/fake_apiserver.py --help`` for the stand-alone CLI.
 Only the standard library, PyYAML and kubernetes-validate are used.
 """
@@ -61,6 +66,7 @@ Only the standard library, PyYAML and kubernetes-validate are used.
 from __future__ import annotations
 
 import argparse
+import calendar
 import copy
 import decimal
 import email.utils
@@ -101,7 +107,7 @@ class _Resource:
     kind: str
     namespaced: bool
     short_names: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list")
+    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch")
 
     @property
     def api_version(self) -> str:
@@ -127,12 +133,15 @@ _RESOURCES: tuple[_Resource, ...] = (
     _Resource("batch", "v1", "jobs", "job", "Job", True),
     _Resource("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",)),
     _Resource("run.ai", "v1", "runaijobs", "runaijob", "RunaiJob", True, ("rj",)),
+    # job insight: a job's pods and events
+    _Resource("", "v1", "pods", "pod", "Pod", True, ("po",)),
+    _Resource("", "v1", "events", "event", "Event", True, ("ev",)),
 )
 _BY_KIND = {r.kind: r for r in _RESOURCES}
 _BY_GVP = {(r.group, r.version, r.plural): r for r in _RESOURCES}
 _GROUP_VERSIONS = (("", "v1"), ("batch", "v1"), ("networking.k8s.io", "v1"), ("run.ai", "v1"))
 
-_VERBS = ("create", "delete", "deletecollection", "get", "list")
+_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch")
 
 # --------------------------------------------------------------------------------------
 # Errors / Status bodies
@@ -223,7 +232,6 @@ def _page_not_found() -> _ApiError:
     """A path no API group serves: the Go mux's plain-text 404, not a Status."""
     error = _ApiError(404, "NotFound", "404 page not found")
     error.raw = b"404 page not found\n"
-    error.headers["Content-Type"] = "text/plain; charset=utf-8"
     return error
 
 
@@ -935,15 +943,24 @@ def _labels_match(reqs, labels: dict[str, str]) -> bool:
     return True
 
 
-# The field labels each kind supports on v1.28, and the three ways the real server words a refusal:
-# kinds with a conversion function of their own, kinds with the generic metadata-only one, custom resources.
+# The field labels each kind supports on v1.28 (pkg/registry/*/strategy.go), and the three ways the real
+# server words a refusal: kinds with a conversion function of their own, kinds with the generic metadata-only
+# one, custom resources.
+_METADATA_FIELDS = ("metadata.name", "metadata.namespace")
 _FIELD_LABELS = {
     "Namespace": ("metadata.name", "status.phase"),
-    "Job": ("metadata.name", "metadata.namespace", "status.successful"),
-    "Service": ("metadata.name", "metadata.namespace"),
-    "PersistentVolumeClaim": ("metadata.name", "metadata.namespace"),
-    "Ingress": ("metadata.name", "metadata.namespace"),
-    "RunaiJob": ("metadata.name", "metadata.namespace"),
+    "Job": (*_METADATA_FIELDS, "status.successful"),
+    "Service": _METADATA_FIELDS,
+    "PersistentVolumeClaim": _METADATA_FIELDS,
+    "Ingress": _METADATA_FIELDS,
+    "RunaiJob": _METADATA_FIELDS,
+    # job insight: a job's pods and events
+    "Pod": (*_METADATA_FIELDS, "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+            "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP",
+            "status.nominatedNodeName"),
+    "Event": (*_METADATA_FIELDS, "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+              "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+              "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"),
 }
 
 
@@ -957,16 +974,16 @@ def _field_label_error(res: _Resource, key: str) -> _ApiError:
 
 
 def _field_value(obj: dict, key: str) -> str:
-    md = obj.get("metadata", {})
-    if key == "metadata.name":
-        return md.get("name", "")
-    if key == "metadata.namespace":
-        return md.get("namespace", "")
-    if key == "status.phase":
-        return str((obj.get("status") or {}).get("phase", ""))
-    if key == "status.successful":
+    if key == "status.successful":   # a Job's count of succeeded pods
         return str((obj.get("status") or {}).get("succeeded") or 0)
-    return ""
+    if key == "source":   # an event's source is its component
+        key = "source.component"
+    value: Any = obj
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _parse_field_selector(selector: str, res: _Resource) -> list[tuple[str, str, str]]:
@@ -979,7 +996,7 @@ def _parse_field_selector(selector: str, res: _Resource) -> list[tuple[str, str,
         if not m:
             raise _bad_request(f"invalid selector: '{selector}'; can't understand '{part}'")
         key, op, val = m.group(1), m.group(2), m.group(3)
-        if key not in _FIELD_LABELS.get(res.kind, ("metadata.name", "metadata.namespace")):
+        if key not in _FIELD_LABELS.get(res.kind, _METADATA_FIELDS):
             raise _field_label_error(res, key)
         reqs.append((key, "!=" if op == "!=" else "=", val))
     return reqs
@@ -1124,10 +1141,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         body = self._read_body()
         code, payload, headers = self.server.fake._handle(self.command, self.path, body, self.headers)
+        if isinstance(payload, _LogFollow):
+            self._write_chunked(code, payload, headers)
+            return
         self._write(code, payload, headers=headers, head=self.command == "HEAD")
+
+    def _write_chunked(self, code: int, chunks, headers: dict[str, str]) -> None:
+        """A followed pod log: chunked transfer encoding, one chunk per write, until the stream ends."""
+        lines = [f"HTTP/1.1 {code} {http.HTTPStatus(code).phrase}", "Audit-Id: " + str(uuid.uuid4()),
+                 "Cache-Control: no-cache, private", "Content-Type: text/plain",
+                 "Date: " + email.utils.formatdate(usegmt=True), "Transfer-Encoding: chunked"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        for chunk in chunks:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _write(self, code: int, payload: bytes | dict, headers: dict[str, str] | None = None,
                close: bool = False, head: bool = False) -> None:
+        content_type = "application/json"
+        if isinstance(payload, _RawBody):
+            content_type, payload = payload.content_type, payload.data
         if isinstance(payload, dict):
             payload = json.dumps(payload, separators=(",", ":")).encode()
         if close:
@@ -1140,7 +1174,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             f"HTTP/1.1 {code} {phrase}",
             "Audit-Id: " + str(uuid.uuid4()),
             "Cache-Control: no-cache, private",
-            "Content-Type: " + (headers or {}).get("Content-Type", "application/json"),
+            f"Content-Type: {content_type}",
             "Date: " + email.utils.formatdate(usegmt=True),
             f"Content-Length: {len(payload)}",
         ]
@@ -1288,8 +1322,11 @@ class _Identities:
         if route.special or res is None:
             return
         namespace = route.namespace if res.namespaced else None
+        # job insight: RBAC names a subresource "<plural>/<subresource>" (a pod's log is "pods/log")
+        plural = f"{res.plural}/{route.subresource}" if route.subresource else res.plural
+        resource = f"{plural}.{res.group}" if res.group else plural
         with self._lock:
-            if self._allows(who, route.verb, res.qualified, namespace, route.name or ""):
+            if self._allows(who, route.verb, resource, namespace, route.name or ""):
                 return
         named = f' "{route.name}"' if route.name else ""
         where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
@@ -1298,7 +1335,7 @@ class _Identities:
             details["group"] = res.group
         details["kind"] = res.plural
         raise _ApiError(403, "Forbidden", f'{res.qualified}{named} is forbidden: User "{who.name}" cannot '
-                        f'{route.verb} resource "{res.plural}" in API group "{res.group}"{where}', details)
+                        f'{route.verb} resource "{plural}" in API group "{res.group}"{where}', details)
 
     def _answer_review(self, method: str, path: str, body: bytes, who: FakeUser) -> tuple[int, bytes, dict] | None:
         """The review APIs (POST only; they are never stored). None when ``path`` is not one of them."""
@@ -1403,6 +1440,9 @@ class FakeApiServer(_Identities):
         self._thread: threading.Thread | None = None
         self._refusing = False
         self._next_ip = int(_SERVICE_CIDR.network_address) + 10
+        # job insight: the job controller is off unless a test turns it on; pod logs by (ns, pod, container, previous)
+        self.job_controller = False
+        self._pod_logs: dict[tuple[str, str, str, bool], str] = {}
         with self._lock:
             self._add_namespace_locked("default", None)
         self._init_identities()  # issue 9: users, impersonation, RBAC
@@ -1565,6 +1605,7 @@ class FakeApiServer(_Identities):
             self._faults.clear()
             self._delays.clear()
             self.requests.clear()
+            self._pod_logs.clear()
         self._reset_identities()  # issue 9
         if self._refusing:
             self.refuse_connections(False)
@@ -1654,6 +1695,7 @@ class FakeApiServer(_Identities):
             if reviewed is not None:
                 return reviewed
             route = self._route(method, path, query)
+            route.extra["content_type"] = headers.get("Content-Type") or ""
             self._authorize(who, method, path, route)
             if body and "yaml" in (headers.get("Content-Type") or ""):
                 try:
@@ -1669,10 +1711,12 @@ class FakeApiServer(_Identities):
                 if fault is not None:
                     raise self._fault_error(fault, route, body)
                 code, obj, extra = self._execute(route, query, body)
+                if isinstance(obj, (_RawBody, _LogFollow)):
+                    return code, obj, extra
                 return code, json.dumps(obj, separators=(",", ":")).encode(), extra
         except _ApiError as e:
             if e.raw is not None:
-                return e.code, e.raw, dict(e.headers)
+                return e.code, _RawBody("text/plain; charset=utf-8", e.raw), dict(e.headers)
             return e.code, json.dumps(e.body, separators=(",", ":")).encode(), e.headers
         except Exception as e:  # a bug in the fake: answer like the server would (500)
             import traceback
@@ -1814,7 +1858,7 @@ class FakeApiServer(_Identities):
                 name = rest[1]
                 sub = rest[2] if len(rest) == 3 else None
         if sub is not None:
-            if sub != "status":
+            if sub != "status" and not (sub == "log" and res.kind == "Pod"):
                 raise _path_not_found()
             return only_get(_Route("get", res=res, namespace=ns, name=name, subresource=sub))
         if name is not None:
@@ -1822,6 +1866,8 @@ class FakeApiServer(_Identities):
                 return _Route("get", res=res, namespace=ns, name=name)
             if method == "DELETE":
                 return _Route("delete", res=res, namespace=ns, name=name)
+            if method == "PATCH":
+                return _Route("patch", res=res, namespace=ns, name=name)
             raise _method_not_allowed()
         # collection
         if get_like:
@@ -1847,6 +1893,11 @@ class FakeApiServer(_Identities):
         assert res is not None
         if route.verb == "list":
             return 200, self._list(res, route.namespace, query), {}
+        if route.verb == "get" and route.subresource == "log":
+            return self._pod_log(route.namespace or "", route.name or "", query)
+        if route.verb == "patch":
+            return self._patch(res, route.namespace or "", route.name or "", query, body,
+                               route.extra.get("content_type", ""))
         if route.verb == "get":
             obj = self._store[res.kind].get((route.namespace or "", route.name))
             if obj is None:
@@ -2014,6 +2065,10 @@ class FakeApiServer(_Identities):
         else:
             self._store[res.kind][key] = obj
             self._wake_controllers()
+            if self.job_controller and res.kind in ("Job", "RunaiJob"):
+                self._sync_job(ns, obj)
+                obj = copy.deepcopy(obj)   # the answer shows the object as created, before the controller
+                obj["status"] = {}
         # Warnings in the real order: decoding's unknown fields, then admission's Pod Security (policy)
         warnings = [w for w in (headers.get("Warning"), self._pod_security_headers(res, ns, obj).get("Warning")) if w]
         if warnings:
@@ -2581,6 +2636,320 @@ class FakeApiServer(_Identities):
             self._next_rv()
             return True
         return changed
+
+    # ------------------------------------------------------------------ job insight: pods, events, logs, patch
+    # What the service reads to explain a job, and the one write it makes to suspend or resume it. Where the
+    # real server answers differently, the real one is right: tests/test_real_insight.py runs the same paths
+    # against kube-apiserver v1.28 with its job controller and scheduler.
+
+    def set_pod_log(self, namespace: str, pod: str, text: str, *, container: str | None = None,
+                    previous: bool = False) -> None:
+        """Replace what a pod's container printed (``previous``: its earlier, terminated instance)."""
+        with self._lock:
+            self._pod_logs[(namespace, pod, container or self._only_container(namespace, pod), previous)] = text
+
+    def append_pod_log(self, namespace: str, pod: str, text: str, *, container: str | None = None) -> None:
+        """The container prints ``text``: a follower of the log receives it."""
+        with self._lock:
+            key = (namespace, pod, container or self._only_container(namespace, pod), False)
+            self._pod_logs[key] = self._pod_logs.get(key, "") + text
+
+    def add_event(self, namespace: str, involved: dict, reason: str, message: str, *, type: str = "Normal",
+                  component: str = "", count: int | None = 1, last_timestamp: str | None = None,
+                  event_time: str | None = None, series: dict | None = None) -> dict:
+        """Record an event about ``involved`` (a stored object, or an ``involvedObject`` dict).
+
+        Old-style events (controllers) have count and first/lastTimestamp; pass ``event_time`` (and no
+        ``last_timestamp``, ``count=None``) for a new-style one such as the scheduler's, with ``series`` once
+        it repeats.
+        """
+        with self._lock:
+            return copy.deepcopy(self._record_event(namespace, involved, reason, message, type=type,
+                                                    component=component, count=count,
+                                                    last_timestamp=last_timestamp, event_time=event_time,
+                                                    series=series))
+
+    def age_object(self, kind: str, namespace: str, name: str, seconds: int) -> None:
+        """Move an object's creationTimestamp ``seconds`` back (timestamps have one-second resolution, so
+        objects created in one test are otherwise of the same age)."""
+        with self._lock:
+            md = self._store[kind][(namespace if _BY_KIND[kind].namespaced else "", name)]["metadata"]
+            created = calendar.timegm(time.strptime(md["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+            md["creationTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created - seconds))
+
+    def resync_job(self, namespace: str, kind: str, name: str) -> None:
+        """Let the job controller act on the job now (e.g. replace a pod a test marked Failed)."""
+        with self._lock:
+            self._sync_job(namespace, self._store[kind][(namespace, name)])
+
+    def bind_pod(self, namespace: str, pod: str, node: str) -> None:
+        """Play the scheduler: put the pod on ``node`` (``spec.nodeName`` and condition PodScheduled=True)."""
+        with self._lock:
+            obj = self._store["Pod"].get((namespace, pod))
+            if obj is None:
+                raise KeyError(f"Pod {namespace}/{pod} not found")
+            obj["spec"]["nodeName"] = node
+            status = obj.setdefault("status", {})
+            status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"] + [
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": _now()}]
+            obj["metadata"]["resourceVersion"] = self._next_rv()
+
+    def _only_container(self, namespace: str, pod: str) -> str:
+        obj = self._store["Pod"].get((namespace, pod))
+        containers = ((obj or {}).get("spec") or {}).get("containers") or []
+        if len(containers) != 1:
+            raise ValueError(f"pod {namespace}/{pod}: name the container (it has {len(containers)})")
+        return containers[0]["name"]
+
+    def _record_event(self, namespace: str, involved: dict, reason: str, message: str, *, type: str = "Normal",
+                      component: str = "job-controller", count: int | None = 1, last_timestamp: str | None = None,
+                      event_time: str | None = None, series: dict | None = None) -> dict:
+        if "metadata" in involved:   # a stored object: refer to it the way the real recorders do
+            md = involved["metadata"]
+            involved = {"kind": involved.get("kind"), "namespace": md.get("namespace", namespace),
+                        "name": md.get("name"), "uid": md.get("uid"), "apiVersion": involved.get("apiVersion"),
+                        "resourceVersion": md.get("resourceVersion")}
+        now = _now()
+        new_style = event_time is not None
+        event: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Event",
+            # client-go names an event <object>.<UnixNano in hex>
+            "metadata": {"name": f"{involved.get('name', '')}.{time.time_ns():x}"},
+            "involvedObject": dict(involved), "reason": reason, "message": message,
+            "source": {} if new_style else {"component": component},
+            "firstTimestamp": None if new_style else (last_timestamp or now),
+            "lastTimestamp": None if new_style else (last_timestamp or now),
+            "type": type, "eventTime": event_time, "reportingComponent": component, "reportingInstance": "",
+        }
+        if count is not None:
+            event["count"] = count
+        if series is not None:
+            event["series"] = dict(series)
+        while (namespace, event["metadata"]["name"]) in self._store["Event"]:   # two events in one nanosecond
+            event["metadata"]["name"] += "0"
+        self._finish_create(_BY_KIND["Event"], namespace, event)
+        self._store["Event"][(namespace, event["metadata"]["name"])] = event
+        return event
+
+    # --- the pod log subresource
+
+    def _pod_log(self, ns: str, name: str, query: dict[str, str]):
+        """GET .../pods/NAME/log as the API server answers it (it proxies the kubelet, which has the text)."""
+        pod = self._store["Pod"].get((ns, name))
+        if pod is None:
+            raise _not_found(_BY_KIND["Pod"], name)
+        spec = pod.get("spec") or {}
+        names = [c.get("name") for c in _ll(spec.get("containers"))]
+        container = query.get("container") or ""
+        if not container:
+            if len(names) != 1:
+                raise _bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                   f"[{' '.join(names)}]")
+            container = names[0]
+        if container not in names + [c.get("name") for c in _ll(spec.get("initContainers"))]:
+            raise _bad_request(f"container {container} is not valid for pod {name}")
+        if not spec.get("nodeName"):
+            return 204, _RawBody("text/plain", b""), {}   # not on a node: no kubelet to ask (real: 204, no body)
+        previous = query.get("previous") in ("true", "1")
+        statuses = {c.get("name"): c for c in _ll((pod.get("status") or {}).get("containerStatuses"))}
+        state = statuses.get(container) or {}
+        if previous and not (state.get("lastState") or {}).get("terminated"):
+            raise _bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
+        current = state.get("state") or {}
+        if not previous and not (current.get("running") or current.get("terminated")):
+            waiting = (current.get("waiting") or {}).get("reason") or "ContainerCreating"
+            why = ("trying and failing to pull image" if waiting in ("ErrImagePull", "ImagePullBackOff")
+                   else waiting)
+            raise _bad_request(f'container "{container}" in pod "{name}" is waiting to start: {why}')
+        key = (ns, name, container, previous)
+        text = self._pod_logs.get(key, "")
+        if "tailLines" in query:
+            try:
+                tail = int(query["tailLines"])
+            except ValueError:
+                raise _bad_request(f'tailLines: Invalid value: "{query["tailLines"]}"') from None
+            start = sum(len(line) for line in text.splitlines(keepends=True)[:-tail]) if tail else len(text)
+        else:
+            start = 0
+        follow = query.get("follow") in ("true", "1") and not previous and not current.get("terminated")
+        if follow:
+            return 200, _LogFollow(self, key, start), {}
+        return 200, _RawBody("text/plain", text[start:].encode()), {}
+
+    def _log_follow_step(self, key: tuple[str, str, str, bool], offset: int) -> tuple[str, bool]:
+        """(new text since ``offset``, whether the stream is over: pod gone or ended, or the server stopped)."""
+        with self._lock:
+            text = self._pod_logs.get(key, "")[offset:]
+            pod = self._store["Pod"].get(key[:2])
+            phase = ((pod or {}).get("status") or {}).get("phase")
+            return text, pod is None or phase in ("Succeeded", "Failed") or self._httpd is None
+
+    # --- JSON merge patch
+
+    def _patch(self, res: _Resource, ns: str, name: str, query: dict[str, str], body: bytes, content_type: str):
+        media = content_type.split(";", 1)[0].strip().lower()
+        accepted = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+        if res.kind != "RunaiJob":   # custom resources have no strategic merge patch
+            accepted.append("application/strategic-merge-patch+json")
+        if media not in accepted:
+            raise _ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                            f"accepted media types include: {', '.join(accepted)}")
+        if media not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            raise _ApiError(415, "UnsupportedMediaType", f"the fake API server does not implement {media}")
+        dry_run = self._dry_run(query)
+        key = (ns if res.namespaced else "", name)
+        old = self._store[res.kind].get(key)
+        if old is None:
+            raise _not_found(res, name)
+        try:
+            patch = json.loads(body or b"null")
+        except ValueError as e:
+            raise _bad_request(f"error decoding patch: {e}") from None
+        if not isinstance(patch, dict):
+            raise _bad_request("json: cannot unmarshal into Go value of type map[string]interface {}")
+        new = _merge_patch(copy.deepcopy(old), patch)
+        # Server-owned fields stay; status belongs to the status subresource and is kept as it was.
+        for field_ in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
+            if field_ in old["metadata"]:
+                new.setdefault("metadata", {})[field_] = old["metadata"][field_]
+        new["status"] = copy.deepcopy(old.get("status"))
+        new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
+        headers: dict[str, str] = {}
+        if self.validate:
+            # the patched object is decoded and validated like a new one (tests/test_fake_vs_real.py)
+            patched = json.dumps(new, separators=(",", ":"))
+            type_error, unknown = _DECODER.decode(new, new["apiVersion"], new["kind"])
+            if type_error:
+                # v1.28 words a patch that cannot be decoded as an invalid "patch" holding the patched object
+                raise _ApiError(422, "Invalid", f' "" is invalid: patch: Invalid value: {json.dumps(patched)}: '
+                                f"{type_error}", {"causes": [{"reason": "FieldValueInvalid", "field": "patch",
+                                                              "message": f"Invalid value: {json.dumps(patched)}: "
+                                                                         f"{type_error}"}]})
+            if unknown:
+                headers["Warning"] = ", ".join(_warning(f'unknown field "{u}"') for u in unknown)
+            errs = self._validate_semantics(res, new)
+            if res.kind == "Job":
+                for fld in ("selector", "template", "completions", "completionMode"):
+                    if (new.get("spec") or {}).get(fld) != (old.get("spec") or {}).get(fld):
+                        errs.append(_fe_invalid(f"spec.{fld}", (new.get("spec") or {}).get(fld), "field is immutable"))
+            if errs:
+                raise _invalid(res, name, errs)
+        if new == old:
+            return 200, new, headers   # nothing changed: no new resourceVersion, like the real server
+        if new.get("spec") != old.get("spec"):
+            new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        if not dry_run:
+            self._store[res.kind][key] = new
+            if self.job_controller and res.kind in ("Job", "RunaiJob"):
+                self._sync_job(ns, new)
+        return 200, new, headers
+
+    # --- a minimal job controller
+
+    def _sync_job(self, ns: str, job: dict) -> None:
+        """The job controller's part, done at once: a running job gets ``parallelism`` pods, a suspended one
+        none; the conditions and events are the real controller's (kube-controller-manager v1.28)."""
+        spec, md = job.get("spec") or {}, job["metadata"]
+        status = job.setdefault("status", {})
+        conditions = status.setdefault("conditions", [])
+        if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions):
+            return
+        pods = [p for (pns, _), p in self._store["Pod"].items()
+                if pns == ns and any(r.get("uid") == md["uid"] for r in p["metadata"].get("ownerReferences") or [])]
+        active = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        suspended = next((c for c in conditions if c.get("type") == "Suspended"), None)
+        now = _now()
+        if spec.get("suspend"):
+            for pod in active:
+                self._remove(_BY_KIND["Pod"], (ns, pod["metadata"]["name"]))
+                self._record_event(ns, job, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+            status.pop("active", None)
+            if not (suspended and suspended.get("status") == "True"):
+                conditions[:] = [c for c in conditions if c.get("type") != "Suspended"] + [
+                    {"type": "Suspended", "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+                     "reason": "JobSuspended", "message": "Job suspended"}]
+                self._record_event(ns, job, "Suspended", "Job suspended")
+        else:
+            if suspended and suspended.get("status") == "True":
+                suspended.update(status="False", lastProbeTime=now, lastTransitionTime=now, reason="JobResumed",
+                                 message="Job resumed")
+                self._record_event(ns, job, "Resumed", "Job resumed")
+            parallelism = spec.get("parallelism", 1)
+            remaining = (spec.get("completions") or parallelism) - (status.get("succeeded") or 0)
+            for _ in range(max(0, min(parallelism, remaining) - len(active))):
+                active.append(self._create_job_pod(ns, job))
+                self._record_event(ns, job, "SuccessfulCreate", f"Created pod: {active[-1]['metadata']['name']}")
+            status["active"] = len(active)
+            status["ready"] = 0
+            status.setdefault("startTime", now)
+        if not conditions:
+            del status["conditions"]
+        md["resourceVersion"] = self._next_rv()
+
+    def _create_job_pod(self, ns: str, job: dict) -> dict:
+        template = copy.deepcopy((job.get("spec") or {}).get("template") or {})
+        tmd = template.get("metadata") or {}
+        job_name = job["metadata"]["name"]
+        while True:
+            name = f"{job_name[:57]}-" + "".join(random.choice(_GEN_ALPHABET) for _ in range(5))
+            if (ns, name) not in self._store["Pod"]:
+                break
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "generateName": f"{job_name[:57]}-", "labels": tmd.get("labels") or {},
+                            "annotations": tmd.get("annotations") or {},
+                            "ownerReferences": [{"apiVersion": job["apiVersion"], "kind": job["kind"],
+                                                 "name": job_name, "uid": job["metadata"]["uid"],
+                                                 "controller": True, "blockOwnerDeletion": True}]},
+               "spec": template.get("spec") or {}, "status": {"phase": "Pending", "qosClass": "BestEffort"}}
+        _default_pod_spec(pod["spec"])
+        self._finish_create(_BY_KIND["Pod"], ns, pod)
+        self._store["Pod"][(ns, name)] = pod
+        return pod
+
+
+# --------------------------------------------------------------------------------------
+# Job insight: bodies that are not JSON, and the merge patch
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RawBody:
+    """An answer that is not a JSON object (a pod log)."""
+
+    content_type: str
+    data: bytes
+
+
+class _LogFollow:
+    """A followed pod log: iterating it yields what the container prints until the pod ends (or the server stops)."""
+
+    def __init__(self, fake: "FakeApiServer", key: tuple[str, str, str, bool], offset: int) -> None:
+        self.fake, self.key, self.offset = fake, key, offset
+
+    def __iter__(self):
+        while True:
+            text, over = self.fake._log_follow_step(self.key, self.offset)
+            if text:
+                self.offset += len(text)
+                yield text.encode()
+            elif over:
+                return
+            else:
+                time.sleep(0.02)
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
 
 
 # --------------------------------------------------------------------------------------

@@ -21,6 +21,9 @@ class Env:
 
     def __init__(self, client, fake, kind: str) -> None:
         self.client, self.fake, self.kind = client, fake, kind
+        # The status of a job nothing has acted on: a new Job's status is empty (Pending); a new RunaiJob has
+        # none, as on a real cluster (its CRD makes status a subresource), and without pods that is Unknown.
+        self.untouched = "Pending" if kind == "Job" else "Unknown"
 
     def submit(self, job: dict, **kwargs):
         response = submit(self.client, job, **kwargs)
@@ -76,7 +79,7 @@ def test_listed_job_has_every_field_from_the_workload(env):
         assert job["uid"] == stored["metadata"]["uid"] and job["uid"]
         assert job["createdAt"] == epoch_ms(stored["metadata"]["creationTimestamp"])
         assert job["project"] == "team-a"
-        assert job["status"] == "Pending"  # created, the controller has not acted yet
+        assert job["status"] == env.untouched  # created, nothing has acted on it yet
     assert jobs["train-one"]["user"] == "Jane Doe"
     assert jobs["inter-half"]["user"] == "john"
     assert (jobs["train-one"]["type"], jobs["inter-half"]["type"], jobs["no-gpu"]["type"]) == (
@@ -153,8 +156,7 @@ STATUSES = [
     ({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]},
      "Failed"),
     ({"active": 1, "ready": 1, "conditions": [{"type": "Failed", "status": "False"}]}, "Running"),
-    (None, "Pending"),                     # a RunaiJob no controller has reported on yet
-    ("not-a-status", "Unknown"),
+    (None, "Unknown"),                     # nothing has reported on it (a RunaiJob without Run:AI)
 ]
 
 
@@ -167,15 +169,16 @@ def test_status_is_derived_from_the_workload_status(env, status, expected):
     listed = {job["name"]: job["status"] for job in env.client.get("/api/job?project=team-a").json["data"]}
     one = env.client.get("/api/v1/job/team-a/watched")
 
-    assert listed == {"watched": expected, "other": "Pending"}
+    assert listed == {"watched": expected, "other": env.untouched}
     assert one.status_code == 200 and one.json["status"] == expected
 
 
-def test_a_new_workload_lists_as_pending(env):
+def test_a_new_workload_is_pending_or_unknown_until_something_reports_on_it(env):
     env.submit({**SEED_JOB, "name": "fresh"})
-    # a batch/v1 Job is stored with an empty status; a RunaiJob with none (status is a subresource of its CRD)
+    # A batch/v1 Job is stored with an empty status: Pending. A RunaiJob is stored with none at all (status
+    # is a subresource of its CRD), and the fake has no Run:AI controller and no pods: Unknown.
     assert env.workload("fresh").get("status") == ({} if env.kind == "Job" else None)
-    assert env.client.get("/api/v1/job/team-a/fresh").json["status"] == "Pending"
+    assert env.client.get("/api/v1/job/team-a/fresh").json["status"] == env.untouched
 
 
 @pytest.mark.parametrize("query", ["/api/job?project=team-a", "/api/job", "/api/v1/job/team-a?user=john",
@@ -192,7 +195,8 @@ def test_listing_costs_a_bounded_number_of_api_calls(env, query):
     assert len(env.client.get(query).json["data"]) == 20
     calls_for_twenty = list(env.fake.requests)
 
-    assert len(calls_for_twenty) == len(calls_for_one) <= 2
+    # the project's namespace, the workloads, and (job insight) the pods of the one namespace listed
+    assert len(calls_for_twenty) == len(calls_for_one) <= 3
     assert [(method, path) for method, path, _ in calls_for_twenty] == [
         (method, path) for method, path, _ in calls_for_one]
     assert all(method == "GET" for method, _, _ in calls_for_twenty)

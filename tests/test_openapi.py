@@ -110,7 +110,8 @@ def test_list_and_error_schemas_name_the_contract_fields(document):
     components = document["components"]["schemas"]
     view = components["JobView"]["properties"]
     assert {"name", "project", "user", "type", "status", "createdAt", "images", "requestedGPUs", "uid"} <= set(view)
-    assert set(view["status"]["enum"]) == {"Pending", "Running", "Succeeded", "Failed", "Unknown"}
+    # Suspended: job insight (issue 11), a suspended job's status
+    assert set(view["status"]["enum"]) == {"Pending", "Running", "Succeeded", "Failed", "Unknown", "Suspended"}
     assert set(view["type"]["enum"]) == {"Train", "Interactive"}
     assert {"status", "message", "details", "errors"} <= set(components["Error"]["required"])
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import identity, jobs, policy, system
+from . import identity, insight, jobs, policy, system
 from .errors import register_error_handlers
 
-API_MODULES = (jobs, system, policy, identity)
+API_MODULES = (jobs, system, policy, identity, insight)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 from flask import current_app, g, request
 
 from ..config import Settings
-from ..errors import BadRequest, FieldError, PayloadTooLarge, ValidationFailed
+from ..errors import BadRequest, FieldError, JobNotFound, PayloadTooLarge, ValidationFailed
 from ..identity import Caller
-from ..render.names import DNS1123_LABEL
+from ..render.names import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from ..service import JobService
 
 _TRUE = ("true", "1", "all", "yes")
@@ -91,3 +91,10 @@ def check_project(project: str, pointer: str = "/project") -> None:
     if not DNS1123_LABEL.match(project) or len(project) > 63:
         raise ValidationFailed(f"{project!r} is not a project name.",
                                errors=[FieldError(pointer, "must be a DNS-1123 label")])
+
+
+def check_job_ref(project: str, name: str) -> None:
+    """A project name (422 otherwise) and a job name that can be an object's (else no such job exists: 404)."""
+    check_project(project)
+    if not DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
+        raise JobNotFound(project, name)  # not an object name: no such job can exist

@@ -6,11 +6,10 @@ from typing import Any
 from flask import Blueprint, g, request
 
 from .. import schemas
-from ..errors import BadRequest, JobNotFound, ServiceError
+from ..errors import BadRequest, ServiceError
 from ..metrics import DELETES
-from ..render.names import DNS1123_SUBDOMAIN
 from ..schemas import load_job_ref
-from .common import caller, check_project, flag, identity_fields, json_body, service
+from .common import caller, check_job_ref, check_project, flag, identity_fields, json_body, service
 from .observability import audit_log, manifests_digest, start_audit
 from .spec import BOOL_QUERY, JOB_NAME_PATH, PROJECT_PATH, USER_FILTER, USER_HEADER, ok
 
@@ -53,10 +52,9 @@ def list_project_jobs(project: str) -> dict:
 
 @blueprint.get("/api/v1/job/<project>/<name>")
 def get_job(project: str, name: str) -> dict:
-    check_project(project)
-    if not DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
-        raise JobNotFound(project, name)  # not an object name: no such job can exist
-    return service(require_user=False).get_job(project, name)
+    """The job with its status, statusReason, pods and events (job insight: service/insight.py)."""
+    check_job_ref(project, name)
+    return service(require_user=False).describe_job(project, name)
 
 
 @blueprint.delete("/api/job")
@@ -131,7 +129,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
     "/api/v1/job/{project}": {"get": {"summary": "List a project's jobs", "parameters": [PROJECT_PATH, USER_FILTER],
                                       "responses": ok("JobList")}},
     "/api/v1/job/{project}/{name}": {"get": {"summary": "One job with its status",
-                                             "parameters": [PROJECT_PATH, JOB_NAME_PATH], "responses": ok("JobView")}},
+                                             "parameters": [PROJECT_PATH, JOB_NAME_PATH], "responses": ok("JobDetail")}},
 }
 
 COMPONENTS = {

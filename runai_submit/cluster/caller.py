@@ -84,19 +84,21 @@ class CallerCluster(KubeCluster):
         return {project: namespace for project, namespace in self._own.projects().items()
                 if self.allowed("create", kind, namespace)}
 
-    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None) -> list[dict]:
+    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[dict]:
         """As ``KubeCluster.list``; "every namespace" means every project the caller may list ``kind`` in.
 
         A caller with rights in some projects only cannot list across all namespaces (403); they still
         expect ``GET /api/job`` to show their jobs, so the list goes to each such project instead.
         """
         if namespace is not None or not kind.namespaced or self.allowed("list", kind, None):
-            return super().list(kind, namespace, label_selector=label_selector)
+            return super().list(kind, namespace, label_selector=label_selector, field_selector=field_selector)
         items: list[dict] = []
         for project_namespace in sorted(set(self._own.projects().values())):
             if self.allowed("list", kind, project_namespace):
                 try:
-                    items.extend(super().list(kind, project_namespace, label_selector=label_selector))
+                    items.extend(super().list(kind, project_namespace, label_selector=label_selector,
+                                              field_selector=field_selector))
                 except ServiceError as exc:
                     if exc.status != 403:  # a right revoked since the review: skip that project
                         raise

@@ -108,3 +108,10 @@ def _describe(exc: Exception) -> str:
 
 
 TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+
+
+# --- job insight -------------------------------------------------------------------------------------
+
+
+class LogUnavailable(Conflict):
+    """The API server has no log to give for that container yet (waiting to start, no previous instance)."""

@@ -42,19 +42,34 @@ PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 SERVICE = Kind("v1", "Service", "services")
 INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
+# --- job insight: a job's pods and events are read, never written; the pod log is a subresource ------
+POD = Kind("v1", "Pod", "pods")
+EVENT = Kind("v1", "Event", "events")
+# RBAC names the log "pods/log" (verb get); its URL is the pod's own path + "/log" (see ``log_path``).
+# https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources
+POD_LOG = Kind("v1", "PodLog", "pods/log")
 
 WORKLOAD_KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB)}
-KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB, PVC, SERVICE, INGRESS, NAMESPACE)}
+KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB, PVC, SERVICE, INGRESS, NAMESPACE, POD, EVENT, POD_LOG)}
 
 # The verbs the service uses on each kind: the source of truth for the RBAC rules in deploy/.
 VERBS = {
-    RUNAI_JOB.kind: ("create", "get", "list", "delete"),
-    BATCH_JOB.kind: ("create", "get", "list", "delete"),
+    # patch: suspend and resume set spec.suspend (a JSON merge patch).
+    RUNAI_JOB.kind: ("create", "get", "list", "delete", "patch"),
+    BATCH_JOB.kind: ("create", "get", "list", "delete", "patch"),
     PVC.kind: ("create", "get", "list", "delete"),
     SERVICE.kind: ("create", "get", "list", "delete"),
     INGRESS.kind: ("create", "get", "list", "delete"),
     NAMESPACE.kind: ("get", "list"),
+    POD.kind: ("list",),
+    EVENT.kind: ("list",),
+    POD_LOG.kind: ("get",),
 }
+
+
+def log_path(namespace: str, pod: str) -> str:
+    """The log subresource of one pod: ``/api/v1/namespaces/ns/pods/name/log``."""
+    return POD.object_path(namespace, pod) + "/log"
 
 
 def kind_of(manifest: dict) -> Kind:

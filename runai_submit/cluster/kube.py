@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 import kubernetes.client
@@ -26,6 +27,7 @@ from ..metrics import APISERVER_SECONDS
 from .access import SELF_SUBJECT_REVIEW, SELF_SUBJECT_REVIEWS, AccessReviews
 from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .kinds import NAMESPACE, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
+from .kube_insight import KubeInsight
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,11 @@ def check_own_credentials(settings: Settings, configuration: kubernetes.client.C
         ])
 
 
-class KubeCluster:
-    """Creates, reads and deletes a job's objects in a real (or faithfully faked) API server."""
+class KubeCluster(KubeInsight):
+    """Creates, reads and deletes a job's objects in a real (or faithfully faked) API server.
+
+    ``KubeInsight`` adds the job insight calls: pod logs and the suspend/resume patch.
+    """
 
     def __init__(self, api_client: kubernetes.client.ApiClient, settings: Settings, backend: str) -> None:
         self.api = api_client
@@ -218,8 +223,11 @@ class KubeCluster:
                                       expect=(200, 404))
         return json.loads(body) if code == 200 else None
 
-    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None) -> list[dict]:
-        query = {"labelSelector": label_selector} if label_selector else None
+    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[dict]:
+        query = {"labelSelector": label_selector} if label_selector else {}
+        if field_selector:
+            query["fieldSelector"] = field_selector
         where = namespace or "all namespaces"
         _, body, _ = self._request("GET", kind.collection_path(namespace), query=query,
                                    verb="list", kind=kind.kind, what=f"list {kind.plural} in {where}", expect=(200,))
@@ -284,23 +292,30 @@ class KubeCluster:
         body: dict | None = None,
         timeout: tuple[float, float] | None = None,
         retry_throttled: bool = True,
-    ) -> tuple[int, bytes, dict]:
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> tuple[int, Any, dict]:
         """One API call through the client; answers outside ``expect`` become ServiceErrors.
 
-        ``verb`` and ``kind`` label the latency metric; ``what`` words the error messages.
+        ``verb`` and ``kind`` label the latency metric; ``what`` words the error messages. ``headers`` add to
+        (or replace) the JSON ones. With ``stream``, an expected answer comes back unread: the second item is
+        the urllib3 response, whose body the caller reads (and closes); the metric times the headers only.
         """
         if query:
             path = f"{path}?{urlencode(query)}"
         attempts = 1 + (self.settings.throttle_retries if retry_throttled else 0)
         for attempt in range(attempts):
-            call_method, url, headers, call_body, post = self.api.param_serialize(
-                method=method, resource_path=path, header_params=dict(_JSON_HEADERS), body=body,
+            call_method, url, call_headers, call_body, post = self.api.param_serialize(
+                method=method, resource_path=path, header_params={**_JSON_HEADERS, **(headers or {})}, body=body,
                 auth_settings=list(self._auth_settings),
             )
             started = time.perf_counter()
             try:
-                response = self.api.call_api(call_method, url, self._identify(headers), call_body, post,
+                response = self.api.call_api(call_method, url, self._identify(call_headers), call_body, post,
                                              _request_timeout=timeout or self._timeout)
+                if stream and response.status in expect:
+                    APISERVER_SECONDS.labels(verb, kind, str(response.status)).observe(time.perf_counter() - started)
+                    return response.status, response.response, response.headers
                 data = response.read()
             except TRANSPORT_ERRORS as exc:
                 APISERVER_SECONDS.labels(verb, kind, "error").observe(time.perf_counter() - started)

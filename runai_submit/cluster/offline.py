@@ -11,6 +11,7 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -20,6 +21,9 @@ from ..identity import Caller
 from ..model import CreatedObject
 from .errors import AlreadyExists
 from .kinds import KINDS, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
+
+if TYPE_CHECKING:
+    from . import LogStream
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +126,8 @@ class OfflineCluster:
         except FileNotFoundError:
             return None
 
-    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None) -> list[dict]:
+    def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[dict]:
         folders = [self.root / namespace] if namespace else [p for p in sorted(self.root.iterdir()) if p.is_dir()]
         items = []
         for folder in folders:
@@ -131,7 +136,7 @@ class OfflineCluster:
                     item = _read(path)
                 except FileNotFoundError:
                     continue  # deleted while listing
-                if item and _matches(item, label_selector):
+                if item and _matches(item, label_selector) and _fields_match(item, field_selector):
                     items.append(item)
         return items
 
@@ -145,6 +150,26 @@ class OfflineCluster:
         if not os.access(self.root, os.W_OK):
             raise ClusterUnavailable(f"The offline folder {self.root} is not writable.")
 
+    # --- job insight: no controller runs here, so a job never has pods, events or logs ---------------
+
+    def patch(self, namespace: str, kind: Kind, name: str, patch: dict) -> dict | None:
+        """A JSON merge patch (RFC 7386) of the object's file."""
+        obj = self.get(namespace, kind, name)
+        if obj is None:
+            return None
+        patched = _merge_patch(obj, patch)
+        path = self._path(namespace, kind, name)
+        staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        with staging.open("w") as handle:
+            yaml.safe_dump(patched, handle, sort_keys=False)
+        os.replace(staging, path)   # readers see the old file or the new one, never half of one
+        log.info("patched %s %s/%s", kind.kind, namespace, name)
+        return patched
+
+    def open_log(self, namespace: str, pod: str, *, container: str | None = None, follow: bool = False,
+                 tail_lines: int | None = None, previous: bool = False, read_timeout: float) -> LogStream:
+        raise NotFound(f"Pod {pod!r} does not exist: the offline backend runs no pods.")
+
 
 def _read(path: Path) -> dict:
     with path.open() as handle:
@@ -153,6 +178,31 @@ def _read(path: Path) -> dict:
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _merge_patch(target: object, patch: object) -> object:
+    """RFC 7386: objects merge key by key, null removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
+
+
+def _fields_match(item: dict, selector: str | None) -> bool:
+    """Equality field selectors on dotted paths (``involvedObject.uid=x``), as the API server reads them."""
+    for term in filter(None, (selector or "").split(",")):
+        path, _, expected = term.partition("=")
+        value: object = item
+        for key in path.strip().split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if str(value if value is not None else "") != expected.lstrip("=").strip():
+            return False
+    return True
 
 
 def _matches(item: dict, selector: str | None) -> bool:

@@ -46,12 +46,15 @@ class JobViewSchema(Schema):
     user = fields.String(required=True)
     type = fields.String(required=True, validate=validate.OneOf(["Train", "Interactive"]))
     kind = fields.String(required=True)
-    status = fields.String(required=True,
-                           validate=validate.OneOf(["Pending", "Running", "Succeeded", "Failed", "Unknown"]))
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["Pending", "Running", "Succeeded", "Failed", "Unknown", "Suspended"]),
+        metadata={"description": "from the workload and its pods"})
     createdAt = fields.Integer(required=True, metadata={"description": "epoch milliseconds"})
     images = fields.List(fields.String(), required=True)
     requestedGPUs = fields.Float(required=True)
     uid = fields.String(required=True)
+    # Job insight: the one explanation a user needs, from a fixed vocabulary (README "Job insight").
+    statusReason = fields.String(metadata={"description": "why the job is in its status; empty: nothing to say"})
 
 
 class JobListSchema(Schema):

@@ -5,13 +5,15 @@ references only) so that every call a request makes goes through the caller's ha
 """
 from __future__ import annotations
 
+from .insight import Insight
 from .jobs import Jobs, job_status, job_view
 from .policy import Policies, PolicyStore
 from .submit import Submitter, SubmitResult
 
 
-class JobService(Submitter, Jobs, Policies):
-    """Every use case, over one cluster handle and the settings."""
+class JobService(Submitter, Insight, Policies):
+    """Every use case, over one cluster handle and the settings. ``Insight`` builds on ``Jobs``."""
 
 
-__all__ = ["JobService", "Jobs", "Policies", "PolicyStore", "SubmitResult", "Submitter", "job_status", "job_view"]
+__all__ = ["Insight", "JobService", "Jobs", "Policies", "PolicyStore", "SubmitResult", "Submitter", "job_status",
+           "job_view"]

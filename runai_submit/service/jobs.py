@@ -22,13 +22,17 @@ class Jobs(ServiceBase):
         kind = self.cluster.workload_kind()
         workloads = self.cluster.list(kind, namespace, label_selector=selector)
         # The items of a built-in kind's list carry no "kind" (a custom resource's do): say it ourselves.
-        views = [job_view({"kind": kind.kind, **workload}) for workload in workloads]
+        views = self._job_views([{"kind": kind.kind, **workload} for workload in workloads], selector)
         if user:
             # The label is a lossy form of the user name; the annotation is exact.
             views = [view for view in views if view["user"] == user]
         if project:
             views = [view for view in views if view["project"] in (project, "")]
         return sorted(views, key=lambda view: (view["project"], view["createdAt"], view["name"]))
+
+    def _job_views(self, workloads: list[dict], selector: str) -> list[dict]:
+        """The list view of each workload; job insight (service/insight.py) adds what the pods say."""
+        return [job_view(workload) for workload in workloads]
 
     def get_job(self, project: str, name: str) -> dict:
         namespace = self._existing_namespace(project)
@@ -98,10 +102,6 @@ def job_status(workload: dict) -> str:
     """
     status = workload.get("status")
     if status is None:
-        # Nothing has reported on it yet: a RunaiJob is created without a status (its CRD makes status a
-        # subresource that only a controller writes), so this is every new RunaiJob, not a mystery.
-        return "Pending"
-    if not isinstance(status, dict):
         return "Unknown"
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
     if conditions.get("Complete") == "True" or conditions.get("SuccessCriteriaMet") == "True":
