@@ -30,6 +30,15 @@ ROLLBACKS = Counter("runai_submit_rollbacks", "Rollbacks of failed submits, by r
 HTTP_SECONDS = Histogram("runai_submit_http_request_seconds", "HTTP request latency by endpoint and code",
                          ["method", "endpoint", "code"], buckets=_FAST_BUCKETS)
 
+# --- idempotency and batch submits (issue 12) ---
+IDEMPOTENT_SUBMITS = Counter("runai_submit_idempotent_submits",
+                             "Submits with an Idempotency-Key, by what the key decided", ["decision"])
+BATCH_JOBS = Histogram("runai_submit_batch_jobs", "Jobs per batch submit",
+                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000))
+BATCHES = Counter("runai_submit_batches", "Batch submits answered, by mode (atomic or independent) and outcome",
+                  ["mode", "outcome"])
+BATCH_ITEMS = Counter("runai_submit_batch_items", "Jobs of batch submits, by outcome", ["outcome"])
+
 
 @contextmanager
 def timed(phase: str) -> Iterator[None]:

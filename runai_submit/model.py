@@ -99,6 +99,8 @@ class SubmitContext:
     ingress_class: str = ""
     # The Pod Security level the namespace enforces (policy); "restricted" renders a pod it admits.
     pod_security: str = "privileged"
+    # Extra annotations of the workload, e.g. the Idempotency-Key's digests (service/idempotency.py).
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 It speaks the real REST/JSON protocol (so the official ``kubernetes`` client
 talks to it unmodified) for the handful of resources runai-submit uses:
-Namespaces, batch/v1 Jobs, run.ai/v1 RunaiJobs, Services, PersistentVolumeClaims
-and networking.k8s.io/v1 Ingresses (create / get / list / delete).
+Namespaces, batch/v1 Jobs, run.ai/v1 RunaiJobs, Services, PersistentVolumeClaims,
+networking.k8s.io/v1 Ingresses and ConfigMaps (create / get / list / delete).
 
 The reference is kube-apiserver **v1.28**, the control plane of ``../shared/kube``:
 tests/test_fake_vs_real.py sends the same requests to both and compares the answers
@@ -136,6 +136,7 @@ _RESOURCES: tuple[_Resource, ...] = (
     # job insight: a job's pods and events
     _Resource("", "v1", "pods", "pod", "Pod", True, ("po",)),
     _Resource("", "v1", "events", "event", "Event", True, ("ev",)),
+    _Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),  # Idempotency-Key records
 )
 _BY_KIND = {r.kind: r for r in _RESOURCES}
 _BY_GVP = {(r.group, r.version, r.plural): r for r in _RESOURCES}
@@ -1443,6 +1444,11 @@ class FakeApiServer(_Identities):
         # job insight: the job controller is off unless a test turns it on; pod logs by (ns, pod, container, previous)
         self.job_controller = False
         self._pod_logs: dict[tuple[str, str, str, bool], str] = {}
+        # concurrency probes (batch tests): requests in flight now and at most, and an optional gate
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        self._gate: tuple[threading.Barrier, str | None, str | None, float] | None = None
+        self._holds: list[tuple[threading.Event, str | None, str | None, float]] = []
         with self._lock:
             self._add_namespace_locked("default", None)
         self._init_identities()  # issue 9: users, impersonation, RBAC
@@ -1606,7 +1612,14 @@ class FakeApiServer(_Identities):
             self._delays.clear()
             self.requests.clear()
             self._pod_logs.clear()
+            self.peak_in_flight = 0
+            gate, self._gate = self._gate, None
+            holds, self._holds = self._holds, []
         self._reset_identities()  # issue 9
+        if gate is not None:
+            gate[0].abort()
+        for hold in holds:
+            hold[0].set()
         if self._refusing:
             self.refuse_connections(False)
 
@@ -1631,6 +1644,24 @@ class FakeApiServer(_Identities):
             raise ValueError(f"verb must be one of {_VERBS} or '*'")
         with self._lock:
             self._delays.append(_DelaySpec(seconds, None if verb == "*" else verb, kind, times))
+
+    def gate(self, parties: int | None, *, verb: str | None = "create", kind: str | None = None,
+             timeout: float = 30.0) -> None:
+        """Hold each matching request until ``parties`` of them wait at once, then let those go together (a
+        ``threading.Barrier``). A client that never has that many in flight gets 500s after ``timeout``
+        seconds instead: a proof of concurrency that needs no clock. ``None`` removes the gate."""
+        with self._lock:
+            old, self._gate = self._gate, (threading.Barrier(parties), verb, kind, timeout) if parties else None
+        if old is not None:
+            old[0].abort()
+
+    def hold(self, *, verb: str | None = "create", kind: str | None = None, timeout: float = 30.0) -> threading.Event:
+        """Hold matching requests (after they are recorded in ``requests``) until the returned event is set, or
+        ``timeout`` seconds pass: a request caught in flight, for as long as the test needs."""
+        event = threading.Event()
+        with self._lock:
+            self._holds.append((event, verb, kind, timeout))
+        return event
 
     def clear_faults(self) -> None:
         """Disarm every fault and delay."""
@@ -1689,6 +1720,8 @@ class FakeApiServer(_Identities):
         path = split.path
         with self._lock:
             self.requests.append((method, path, dict(query)))
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         try:
             who = self._authenticate(headers)  # issue 9: identities, impersonation, reviews, RBAC
             reviewed = self._answer_review(method, path, body, who)
@@ -1706,6 +1739,7 @@ class FakeApiServer(_Identities):
             pause = self._take_delay(route.verb, kind)
             if pause:
                 time.sleep(pause)
+            self._pass_gate(route.verb, kind)
             with self._lock:
                 fault = self._take_fault(route.verb, kind)
                 if fault is not None:
@@ -1725,6 +1759,22 @@ class FakeApiServer(_Identities):
             body_ = _status_body(500, "InternalError", f"Internal error occurred: fake apiserver bug: {e!r}",
                                  {"causes": [{"message": repr(e)}]})
             return 500, json.dumps(body_).encode(), {}
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _pass_gate(self, verb: str, kind: str | None) -> None:
+        for event, hold_verb, hold_kind, timeout in list(self._holds):
+            if (hold_verb is None or hold_verb == verb) and (hold_kind is None or hold_kind == kind):
+                event.wait(timeout)
+        gate = self._gate
+        if gate is None or (gate[1] is not None and gate[1] != verb) or (gate[2] is not None and gate[2] != kind):
+            return
+        try:
+            gate[0].wait(gate[3])
+        except threading.BrokenBarrierError:
+            raise _ApiError(500, "InternalError", "Internal error occurred: the test's gate broke "
+                                                  f"(fewer than {gate[0].parties} requests in flight at once)")
 
     def _take_delay(self, verb: str, kind: str | None) -> float:
         total = 0.0
@@ -2191,6 +2241,8 @@ class FakeApiServer(_Identities):
             errs += _validate_pvc(spec)
         elif res.kind == "Ingress":
             errs += _validate_ingress(spec)
+        elif res.kind == "ConfigMap":
+            errs += _validate_configmap(obj)
         return errs
 
     @staticmethod
@@ -3179,6 +3231,27 @@ def _validate_job(obj: dict, spec: dict | None, is_job: bool = True) -> list[_Fi
 
 
 _ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+
+
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CONFIGMAP_MAX_BYTES = 1024 * 1024  # k8s.io/api/core/v1 MaxSecretSize, which ConfigMaps share
+
+
+def _validate_configmap(obj: dict) -> list[_FieldErr]:
+    """ValidateConfigMap: keys are config keys (no duplicates across data/binaryData), total <= 1 MiB."""
+    errs: list[_FieldErr] = []
+    total = 0
+    for section in ("data", "binaryData"):
+        for key, value in _dl(obj.get(section)).items():
+            if not _CONFIG_KEY.match(key) or len(key) > 253:
+                errs.append(_fe_invalid(f"{section}[{key}]", key,
+                                        "a valid config key must consist of alphanumeric characters, '-', "
+                                        "'_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex "
+                                        "used for validation is '[-._a-zA-Z0-9]+')"))
+            total += len(str(value).encode())
+    if total > _CONFIGMAP_MAX_BYTES:
+        errs.append(_FieldErr("", "FieldValueTooLong", f"Too long: may not be more than {_CONFIGMAP_MAX_BYTES} bytes"))
+    return errs
 
 
 def _validate_pvc(spec: dict | None) -> list[_FieldErr]:

@@ -212,6 +212,12 @@ def flatmap_body(context, body):
             lambda keep: {"job": {**{key: body["job"][key] for key in keep}, **base}}) if fields else st.just(
             {"job": base})
         return st.one_of(steered, st.just(body))
+    if isinstance(body, dict) and isinstance(body.get("jobs"), list) and body["jobs"]:
+        # A batch: also send it with every job steered the same way (so that batches get created).
+        steered_jobs = [flatmap_body(context, {"job": job}) if isinstance(job, dict) else st.just({"job": job})
+                        for job in body["jobs"]]
+        return st.one_of(st.tuples(*steered_jobs).map(lambda jobs: {"jobs": [job["job"] for job in jobs]}),
+                         st.just(body))
     return st.just(body)
 
 

@@ -73,9 +73,16 @@ def _floor(job: str) -> Callable[[], Scenario]:
     return make
 
 
+def _batch() -> Scenario:
+    from .batch import BatchComparison
+
+    return BatchComparison()
+
+
 #: Every scenario by name (``--scenarios``), and those a plain ``make bench`` runs, in order.
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "seed": _floor("seed"),
     "maximal": _floor("maximal"),
+    "batch": _batch,
 }
-DEFAULT_SCENARIOS = ("seed", "maximal")
+DEFAULT_SCENARIOS = ("seed", "maximal", "batch")

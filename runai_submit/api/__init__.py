@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import identity, insight, jobs, policy, system
+from . import batch, identity, insight, jobs, policy, system
 from .errors import register_error_handlers
 
-API_MODULES = (jobs, system, policy, identity, insight)
+API_MODULES = (jobs, system, policy, identity, insight, batch)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -9,9 +9,10 @@ from .. import schemas
 from ..errors import BadRequest, ServiceError
 from ..metrics import DELETES
 from ..schemas import load_job_ref
+from ..service.idempotency import KEY_HEADER, REPLAYED_HEADER, IdempotencyKey, read_key
 from .common import caller, check_job_ref, check_project, flag, identity_fields, json_body, service
 from .observability import audit_log, manifests_digest, start_audit
-from .spec import BOOL_QUERY, JOB_NAME_PATH, PROJECT_PATH, USER_FILTER, USER_HEADER, ok
+from .spec import BOOL_QUERY, IDEMPOTENCY_KEY, JOB_NAME_PATH, PROJECT_PATH, REPLAYED, USER_FILTER, USER_HEADER, ok
 
 blueprint = Blueprint("jobs", __name__)
 
@@ -19,19 +20,24 @@ blueprint = Blueprint("jobs", __name__)
 @blueprint.post("/api/job")
 @blueprint.post("/api/v1/job")
 @blueprint.post("/api/v1/jobs")
-def submit_job() -> tuple[dict, int]:
+def submit_job() -> tuple[dict, int, dict]:
     """Submit one job; answers its final name (and, with ?dryRun=true, the manifests it would create)."""
     audit = start_audit("submit", request.headers.get("RA-USER", "").strip() or None)
     jobs = service()
     audit["user"] = caller().user
     g.dry_run = dry_run = flag("dryRun")
+    key = read_key(request.headers.get(KEY_HEADER))
     payload = json_body()
     _audit_requested(audit, payload)
     audit["dry_run"] = dry_run
-    result = jobs.submit_request(payload, caller().user, dry_run=dry_run)
+    result = jobs.submit_request(payload, caller().user, dry_run=dry_run,
+                                 key=IdempotencyKey(key) if key is not None else None)
     audit.update(job=result.name, namespace=result.namespace, manifests=manifests_digest(result.manifests),
                  objects=[f"{obj.kind} {obj.name}" for obj in result.objects])
-    return result.to_dict(with_manifests=dry_run), 200
+    if result.replayed:  # an earlier request with this Idempotency-Key created the job; this one created nothing
+        audit["replayed"] = True
+        return result.to_dict(with_manifests=dry_run), 200, {REPLAYED_HEADER: "true"}
+    return result.to_dict(with_manifests=dry_run), 200, {}
 
 
 @blueprint.get("/api/job")
@@ -106,9 +112,10 @@ SUBMIT = {
     "summary": "Submit a job",
     "description": "Validates every parameter, renders the job's objects and creates them all or none.",
     "parameters": [USER_HEADER, {"name": "dryRun", "in": "query", "schema": BOOL_QUERY,
-                                 "description": "validate, render and dry-run on the API server; create nothing"}],
+                                 "description": "validate, render and dry-run on the API server; create nothing"},
+                   IDEMPOTENCY_KEY],
     "requestBody": {"required": True, "content": {"application/json": {"schema": "SubmitRequest"}}},
-    "responses": ok("SubmitResponse", "The job was created (or, with dryRun, would be)."),
+    "responses": ok("SubmitResponse", "The job was created (or, with dryRun, would be).", headers=REPLAYED),
 }
 LIST = {"summary": "List jobs", "parameters": [{"name": "project", "in": "query", "schema": {"type": "string"}},
                                                USER_FILTER],

@@ -42,6 +42,8 @@ PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 SERVICE = Kind("v1", "Service", "services")
 INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
+# The record of an Idempotency-Key: created last, owned by the workload (service/idempotency.py).
+CONFIGMAP = Kind("v1", "ConfigMap", "configmaps")
 # --- job insight: a job's pods and events are read, never written; the pod log is a subresource ------
 POD = Kind("v1", "Pod", "pods")
 EVENT = Kind("v1", "Event", "events")
@@ -50,7 +52,8 @@ EVENT = Kind("v1", "Event", "events")
 POD_LOG = Kind("v1", "PodLog", "pods/log")
 
 WORKLOAD_KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB)}
-KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB, PVC, SERVICE, INGRESS, NAMESPACE, POD, EVENT, POD_LOG)}
+KINDS = {kind.kind: kind for kind in (RUNAI_JOB, BATCH_JOB, PVC, SERVICE, INGRESS, NAMESPACE, POD, EVENT, POD_LOG,
+                                      CONFIGMAP)}
 
 # The verbs the service uses on each kind: the source of truth for the RBAC rules in deploy/.
 VERBS = {
@@ -64,6 +67,7 @@ VERBS = {
     POD.kind: ("list",),
     EVENT.kind: ("list",),
     POD_LOG.kind: ("get",),
+    CONFIGMAP.kind: ("create", "get", "delete"),
 }
 
 

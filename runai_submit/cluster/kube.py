@@ -59,6 +59,11 @@ def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Co
     configuration.retries = Retry(
         total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.05, respect_retry_after_header=False
     )
+    # A batch submit creates up to batch_concurrency jobs at once over this one pool. urllib3 keeps at most
+    # maxsize connections per host (the client's default is 5 per CPU the machine reports, so 5 on one core)
+    # and opens-and-drops any beyond, logging "Connection pool is full": keep room for the whole fan-out.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0,
+                                                settings.batch_concurrency)
     return configuration
 
 
@@ -207,15 +212,23 @@ class KubeCluster(KubeInsight):
         return CreatedObject(kind.api_version, kind.kind, meta.get("name", name), meta.get("uid", ""), created,
                              warnings=api_warnings(headers))  # policy: the API server's warnings
 
-    def delete(self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background") -> bool:
-        """Delete one object (and, by the garbage collector, its dependents); False when it was absent."""
+    def delete(
+        self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background", uid: str | None = None
+    ) -> bool:
+        """Delete one object (and, by the garbage collector, its dependents); False when it was absent.
+
+        With ``uid`` only that very object goes, never one created since under the same name (False then):
+        https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/#DeleteOptions
+        """
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
         code, _, _ = self._request(
-            "DELETE", kind.object_path(namespace, name), query={"propagationPolicy": propagation},
-            verb="delete", kind=kind.kind, what=f"delete {kind.kind} {namespace}/{name}", expect=(200, 202, 404),
+            "DELETE", kind.object_path(namespace, name), query={"propagationPolicy": propagation}, body=body,
+            verb="delete", kind=kind.kind, what=f"delete {kind.kind} {namespace}/{name}",
+            expect=(200, 202, 404, 409) if uid else (200, 202, 404),  # 409: the precondition failed
         )
-        if code != 404:
+        if code in (200, 202):
             log.info("deleted %s %s/%s", kind.kind, namespace, name)
-        return code != 404
+        return code in (200, 202)
 
     def get(self, namespace: str, kind: Kind, name: str) -> dict | None:
         code, body, _ = self._request("GET", kind.object_path(namespace, name),

@@ -103,9 +103,11 @@ class OfflineCluster:
             log.debug("wrote %s %s/%s to %s", kind.kind, namespace, name, path)
         return CreatedObject(kind.api_version, kind.kind, name, stored["metadata"]["uid"], stored)
 
-    def delete(self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background") -> bool:
+    def delete(
+        self, namespace: str, kind: Kind, name: str, *, propagation: str = "Background", uid: str | None = None
+    ) -> bool:
         obj = self.get(namespace, kind, name)
-        if obj is None:
+        if obj is None or (uid and obj["metadata"].get("uid") != uid):
             return False
         self._path(namespace, kind, name).unlink(missing_ok=True)
         log.info("deleted %s %s/%s", kind.kind, namespace, name)

@@ -1,6 +1,7 @@
 """Kubernetes name rules and the DNS-safe names derived from a job, in one place."""
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -17,6 +18,9 @@ MAX_SUBDOMAIN = 253
 # The alphabet and length of the API server's own generateName suffixes: no vowels, no look-alikes.
 SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SUFFIX_LENGTH = 5
+# A name derived from an Idempotency-Key has a longer suffix when the prefix leaves room: two keys should
+# practically never derive the same name (a collision costs one more create, see service/idempotency.py).
+DERIVED_SUFFIX_LENGTH = 10
 DEFAULT_PREFIX = "job"
 MAX_PREFIX = MAX_LABEL - SUFFIX_LENGTH - 1
 HOME_DIR = "/home/runai-home"
@@ -27,6 +31,22 @@ def generated_name(prefix: str | None) -> str:
     """``<prefix>-<5 random chars>``: unique enough that a collision (answered 409, then retried) is rare."""
     suffix = "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
     return f"{prefix or DEFAULT_PREFIX}-{suffix}"
+
+
+def derived_name(prefix: str | None, seed: str, attempt: int = 0) -> str:
+    """``<prefix>-<suffix>`` with the suffix derived from ``seed``: the same seed always names the same job.
+
+    ``attempt`` gives the next name of the same seed when one is taken by an unrelated job. The suffix is
+    as long as ``DERIVED_SUFFIX_LENGTH`` where the prefix leaves room, and never shorter than a random one.
+    """
+    prefix = prefix or DEFAULT_PREFIX
+    length = max(SUFFIX_LENGTH, min(DERIVED_SUFFIX_LENGTH, MAX_LABEL - len(prefix) - 1))
+    number = int.from_bytes(hashlib.sha256(f"{seed}:{attempt}".encode()).digest(), "big")
+    letters = []
+    for _ in range(length):
+        number, digit = divmod(number, len(SUFFIX_ALPHABET))
+        letters.append(SUFFIX_ALPHABET[digit])
+    return f"{prefix}-{''.join(letters)}"
 
 
 def label_safe(value: str) -> str:

@@ -15,7 +15,7 @@ def make_workload(spec: JobSpec, ctx: SubmitContext) -> dict:
     if spec.interactive:
         # Run:AI's scheduler reads the job's priority class from this workload label.
         meta["labels"]["priorityClassName"] = "interactive-preemptible" if spec.preemptible else "build"
-    meta["annotations"] = {"user": ctx.user}
+    meta["annotations"] = {"user": ctx.user, **dict(ctx.annotations)}
     job_spec: dict = {}
     if spec.interactive:
         job_spec["backoffLimit"] = 0

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cluster.applier import apply_all
 from ..cluster.errors import AlreadyExists, NamespaceMissing
@@ -17,6 +18,9 @@ from ..render.names import DNS1123_LABEL, MAX_LABEL
 from ..schemas.job import job_of_request, load_job, validation_failed
 from .base import ServiceBase
 
+if TYPE_CHECKING:
+    from .idempotency import IdempotencyKey
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +33,7 @@ class SubmitResult:
     objects: list[CreatedObject] = field(default_factory=list)
     manifests: list[dict] = field(default_factory=list)
     defaulted: list[str] = field(default_factory=list)  # policy: the fields its defaults filled in
+    replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key; nothing was created
 
     @property
     def warnings(self) -> list[str]:
@@ -50,15 +55,35 @@ class SubmitResult:
         return body
 
 
+@dataclass(frozen=True)
+class ValidJob:
+    """A job payload that passed every check: the job to create, the fields the policy's defaults filled
+    in, and the job as the caller sent it (an Idempotency-Key compares requests, not policies)."""
+
+    spec: JobSpec
+    defaulted: tuple[str, ...] = ()
+    request: Any = None
+
+
 class Submitter(ServiceBase):
     """Submits validated jobs to a cluster, all or nothing."""
 
-    def submit_request(self, payload: Any, user: str, *, dry_run: bool = False) -> SubmitResult:
+    def submit_request(
+        self, payload: Any, user: str, *, dry_run: bool = False, key: IdempotencyKey | None = None
+    ) -> SubmitResult:
         """The whole path of one ``{"job": {...}}``: policy, validate, Pod Security, then create.
 
-        Single and batch submits share it. The policy's defaults are merged into the job before the job
-        schema runs, so every rule of the contract holds for the job as it will be created; the problems
-        of the schema, the policy and Pod Security are answered together, all at once.
+        Single and batch submits share it (an atomic batch calls its two halves: every job is checked
+        before any is created).
+        """
+        return self.submit_valid(self.validate_request(payload), user, dry_run=dry_run, key=key)
+
+    def validate_request(self, payload: Any) -> ValidJob:
+        """Policy, validate, Pod Security: everything a job payload must pass before anything is created.
+
+        The policy's defaults are merged into the job before the job schema runs, so every rule of the
+        contract holds for the job as it will be created; the problems of the schema, the policy and Pod
+        Security are answered together, all at once.
         """
         with timed("validate"):
             job, problems = job_of_request(payload)
@@ -80,8 +105,17 @@ class Submitter(ServiceBase):
             if applied.defaulted:
                 failed.details += f" (defaults of the policy filled in: {', '.join(applied.defaulted)})"
             raise failed
-        result = self.submit(spec, user, dry_run=dry_run)
-        result.defaulted = applied.defaulted
+        return ValidJob(spec, tuple(applied.defaulted), job)
+
+    def submit_valid(
+        self, valid: ValidJob, user: str, *, dry_run: bool = False, key: IdempotencyKey | None = None
+    ) -> SubmitResult:
+        """Create a job that passed ``validate_request``."""
+        if key is not None:  # idempotency (issue 12): a key binds the request as sent, whatever policy adds
+            key = key.for_request(valid.request, valid.defaulted)
+        result = self.submit(valid.spec, user, dry_run=dry_run, key=key)
+        if not result.replayed:  # a replay answers what the first request's policy filled in
+            result.defaulted = list(valid.defaulted)
         return result
 
     def context(self, spec: JobSpec, name: str, user: str) -> SubmitContext:
@@ -98,16 +132,28 @@ class Submitter(ServiceBase):
             pod_security=enforced_level(self.cluster.namespace_labels(namespace)),
         )
 
-    def submit(self, spec: JobSpec, user: str, *, dry_run: bool = False) -> SubmitResult:
-        """Create the job's objects; a generated name that collides is replaced, an explicit one is a 409."""
+    def submit(
+        self, spec: JobSpec, user: str, *, dry_run: bool = False, key: IdempotencyKey | None = None
+    ) -> SubmitResult:
+        """Create the job's objects; a generated name that collides is replaced, an explicit one is a 409.
+
+        With an Idempotency-Key the name derives from the key, and a taken name may be the key's own job:
+        ``service/idempotency.py`` decides (replay it, wait for it, or refuse a different job).
+        """
+        binding = key.bind(self, spec, user) if key is not None else None
         tries = 1 if spec.name else self.settings.name_retries
         attempt, namespace_rechecked = 0, False
         while attempt < tries:
-            name = spec.name or self.name_factory(spec.job_name_prefix)
+            name = spec.name or (binding.name(attempt) if binding else self.name_factory(spec.job_name_prefix))
             ctx = self.context(spec, name, user)
             try:
+                if binding is not None:
+                    return binding.create(ctx, dry_run=dry_run)
                 return self._create(spec, ctx, dry_run=dry_run)
             except AlreadyExists as exc:
+                replay = binding.resolve(exc, ctx, dry_run=dry_run) if binding is not None else None
+                if replay is not None:
+                    return replay
                 if spec.name:
                     raise NameTaken(spec.project, name, details=exc.details or exc.message).caused_by(exc) from exc
                 log.info("generated name %s/%s is taken; trying another", ctx.namespace, name)
@@ -123,7 +169,15 @@ class Submitter(ServiceBase):
             details="Give the job a name, or a jobNamePrefix with fewer jobs.",
         )
 
-    def _create(self, spec: JobSpec, ctx: SubmitContext, *, dry_run: bool) -> SubmitResult:
+    def _create(
+        self,
+        spec: JobSpec,
+        ctx: SubmitContext,
+        *,
+        dry_run: bool,
+        record: Callable[[CreatedObject, list[dict]], dict] | None = None,
+    ) -> SubmitResult:
+        """Create the workload, then its dependents, then ``record(workload, manifests)`` if given, all or none."""
         with timed("render"):
             workload = make_workload(spec, ctx)
         dependents: list[dict] = []
@@ -132,6 +186,8 @@ class Submitter(ServiceBase):
             owner = OwnerRef(created.api_version, created.kind, created.name, created.uid)
             with timed("render"):
                 dependents.extend(make_dependents(spec, ctx, owner))
+                if record is not None:  # last, so that it exists only once everything else does
+                    dependents.append(record(created, [workload, *dependents]))
             return dependents
 
         with timed("apply"):
