@@ -48,6 +48,11 @@ Differences this table found, all fixed in the fake:
 18. ``/version`` is that of v1.28 (no emulation fields).
 19. A refused create names no object in the fault-injected Forbidden message (authorization comes before
     the body is read).
+20. A failed delete precondition: "Operation cannot be fulfilled on ConfigMap "rec": the UID in the
+    precondition (...) does not match the UID in record (...)", details naming the kind, not the resource.
+21. A merge patch is decoded and validated like a create; a Job's spec errors come twice (ValidateJob, then
+    ValidateJobUpdate) and once in the message; a mistyped patch is a 422 "patch: Invalid value"; a RunaiJob
+    without status gets none from a patch.
 
 Known differences left on purpose (documented in tests/fake_apiserver.py): no PUT/PATCH/watch, discovery
 lists only the verbs the fake serves, no managedFields, ResourceQuota/RBAC/admission webhooks are not
@@ -77,6 +82,7 @@ SERVICES = "/api/v1/namespaces/{ns}/services"
 PVCS = "/api/v1/namespaces/{ns}/persistentvolumeclaims"
 INGRESSES = "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses"
 RUNAIJOBS = "/apis/run.ai/v1/namespaces/{ns}/runaijobs"
+CONFIGMAPS = "/api/v1/namespaces/{ns}/configmaps"
 DRY = {"dryRun": "All"}
 
 
@@ -336,6 +342,23 @@ CASES = [
             {"apiVersion": "batch/v1", "kind": "Job", "name": "ghost", "uid": "00000000-0000-0000-0000-000000000001"}]}},
             view="code"),
         gone(SERVICES + "/dep")]),
+    # --- what job insight and idempotency added: ConfigMap records, preconditions, merge patches --------
+    Case("configmap record", [
+        post(JOBS, job("owner"), view="code"),
+        post(CONFIGMAPS, owned({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "rec"},
+                                "immutable": True, "data": {"a": "b"}}, JOBS + "/owner"), view="meta"),
+        post(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad_name"}, "data": {"a": 1}}),
+        Step("DELETE", CONFIGMAPS + "/rec", {"preconditions": {"uid": "00000000-0000-0000-0000-000000000009"}}),
+        delete(JOBS + "/owner", {"propagationPolicy": "Background"}), gone(CONFIGMAPS + "/rec")]),
+    Case("merge patch of a job", [
+        post(JOBS, job(), view="code"),
+        Step("PATCH", JOBS + "/j", {"spec": {"suspend": True}}, view="meta"),
+        Step("PATCH", JOBS + "/j", {"spec": {"backoffLimit": -1}}),
+        Step("PATCH", JOBS + "/j", {"spec": {"template": {"spec": {"restartPolicy": "OnFailure"}}}}, view="code"),
+        Step("PATCH", JOBS + "/zz", {"spec": {"suspend": True}})]),
+    Case("merge patch of a runaijob", [post(RUNAIJOBS, runaijob(), view="code"),
+                                       Step("PATCH", RUNAIJOBS + "/r", {"spec": {"suspend": True}}, view="meta")],
+         needs_crd=True),
     # --- the RunaiJob custom resource ------------------------------------------------------------------
     Case("runaijob create", [post(RUNAIJOBS, runaijob(status={"phase": "x"}), view="meta"),
                              post(RUNAIJOBS, runaijob())], needs_crd=True),
