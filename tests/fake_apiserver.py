@@ -3164,21 +3164,15 @@ def _validate_pod_spec(ps: Any, fld: str) -> list[_FieldErr]:
     containers = _ll(ps.get("containers"))
     if not containers:
         errs.append(_fe_required(fld + ".containers"))
-    names: set[str] = set()
-    for i, ctr in enumerate(containers):
-        cf = f"{fld}.containers[{i}]"
-        ctr = _dl(ctr)
-        errs += _validate_container(ctr, cf, volumes)
-        if ctr.get("name") in names:
-            errs.append(_fe_duplicate(cf + ".name", ctr.get("name")))
-        names.add(ctr.get("name"))
-    for i, ctr in enumerate(_ll(ps.get("initContainers"))):
-        cf = f"{fld}.initContainers[{i}]"
-        ctr = _dl(ctr)
-        errs += _validate_container(ctr, cf, volumes)
-        if ctr.get("name") in names:
-            errs.append(_fe_duplicate(cf + ".name", ctr.get("name")))
-        names.add(ctr.get("name"))
+    names: set[str] = set()   # unique across containers and init containers
+    for section, items in (("containers", containers), ("initContainers", _ll(ps.get("initContainers")))):
+        for i, ctr in enumerate(items):
+            cf = f"{fld}.{section}[{i}]"
+            ctr = _dl(ctr)
+            errs += _validate_container(ctr, cf, volumes)
+            if ctr.get("name") in names:
+                errs.append(_fe_duplicate(cf + ".name", ctr.get("name")))
+            names.add(ctr.get("name"))
     rp = ps.get("restartPolicy")
     if rp is not None and rp not in ("Always", "OnFailure", "Never"):
         errs.append(_fe_not_supported(fld + ".restartPolicy", rp, ["Always", "OnFailure", "Never"]))
