@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: run test bench clean venv
+.PHONY: run test bench fuzz clean venv
 
 venv: $(STAMP)
 
@@ -31,5 +31,15 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(PY) -m bench $(BENCH_ARGS)
 
+## Fuzz the API against its own OpenAPI document (schemathesis, every check, positive and negative data):
+## FUZZ_EXAMPLES per operation and mode, against the fake API server and the real control plane (../shared/kube,
+## or RUNAI_SUBMIT_TEST_KUBECONFIG) when there is one. Prints the counts; reports in fuzz-report/.
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	rm -rf fuzz-report && mkdir -p fuzz-report
+	RUNAI_SUBMIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) RUNAI_SUBMIT_FUZZ_BACKENDS=fake,real \
+	  RUNAI_SUBMIT_FUZZ_REPORT=fuzz-report/fuzz $(PY) -m pytest tests/test_openapi_fuzz.py -o timeout=0 \
+	  $(PYTEST_ARGS); status=$$?; $(PY) -m tests.fuzzing fuzz-report/fuzz.*.json; exit $$status
+
 clean:
-	rm -rf $(VENV) offline-cluster *.egg-info
+	rm -rf $(VENV) offline-cluster fuzz-report *.egg-info

@@ -437,7 +437,7 @@ def _parse_quantity(v: Any) -> decimal.Decimal | None:
         return None
     sign, num, suffix = m.group(1), m.group(2), m.group(3) or ""
     val = decimal.Decimal(num)
-    if suffix[:1] in ("e", "E"):
+    if suffix[:1] in ("e", "E") and suffix not in _QTY_SUFFIX:  # [openapi] "E" and "Ei" are suffixes, not exponents
         val = val.scaleb(int(suffix[1:]))
     else:
         val = val * decimal.Decimal(_QTY_SUFFIX[suffix])

@@ -188,7 +188,7 @@ def test_job_view_of_unknown_job_project_and_invalid_names(env):
     assert env.client.get("/api/v1/job/team-a/nope").status_code == 404
     unknown_project = env.client.get("/api/v1/job/nope/train")
     assert unknown_project.status_code == 404 and "nope" in unknown_project.json["message"]
-    assert env.client.get("/api/v1/job/team-a/Not_A_Name").status_code == 404
+    assert env.client.get("/api/v1/job/team-a/Not_A_Name").status_code == 422  # the path pattern (README)
     assert env.client.get("/api/v1/job/Team_A/train").status_code == 422
 
 

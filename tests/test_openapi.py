@@ -1,22 +1,22 @@
-"""The OpenAPI document: valid, complete (derived from the app's own routes), served with a CDN-free docs page,
-and true of the API (property-based, with schemathesis, against the fake API server)."""
+"""The OpenAPI document: valid, complete (derived from the app's own routes), served with a CDN-free docs page.
+That it is true of the API is the fuzzing gate's job (test_openapi_fuzz.py)."""
 from __future__ import annotations
 
+import json
 import re
-import tempfile
+import shutil
+import subprocess
 from urllib.parse import urljoin
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from runai_submit import schemas
+from runai_submit import schemas, units
+from runai_submit.api.spec import USER_HEADER
 from runai_submit.app import create_app
-from tests.conftest import SEED_JOB, make_app
+from runai_submit.render import names
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 # Served by Flask or by the docs blueprint for the docs page itself; not API operations.
@@ -171,76 +171,166 @@ def test_unknown_docs_asset_is_a_404_envelope(offline_app):
     assert response.json["status"] == 404
 
 
-# --- property-based: the API against its own document ------------------------------------------------
+# --- the rules are in the document, from the same source as the service's own checks ----------------
 
 
-def _served_document() -> dict:
-    """The document exactly as ``GET /api/openapi.json`` serves it (the route needs no cluster)."""
-    with tempfile.TemporaryDirectory() as folder:
-        app = create_app({"backend": "offline", "offline_dir": folder})
-        response = app.test_client().get("/api/openapi.json")
-    assert response.status_code == 200
-    return response.json
+def _walk(node, path=()):
+    """Every (path, dict) of the document."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, (*path, index))
 
 
-# Loaded at import time, as schemathesis' pytest integration needs; the lazy ``from_fixture`` loader does
-# not work with pytest 9 (it sets ``node._nodeid``). The requests go to ``fake_backed_app`` (below).
-schema = schemathesis.openapi.from_dict(_served_document())
+def _parameters(document, path, method):
+    return {p["name"]: p for p in document["paths"][path][method].get("parameters", [])}
 
 
-@pytest.fixture(scope="module")
-def fake_backed_app(fake_api_session, tmp_path_factory):
-    """The app backed by the session's fake API server, with a few jobs to list, get and delete."""
-    fake_api_session.reset()
-    app = make_app(fake_api_session, tmp_path_factory.mktemp("schemathesis"))
-    client = app.test_client()
-    for name in ("alpha", "beta"):
-        job = {**SEED_JOB, "name": name, "ports": [80], "serviceType": "clusterip"}
-        response = client.post("/api/job", json={"job": job}, headers={"RA-USER": "john"})
-        assert response.status_code == 200, response.json
-    yield app
-    fake_api_session.reset()
+@pytest.mark.parametrize("path", ["/api/v1/job/{project}", "/api/v1/job/{project}/{name}"])
+def test_path_parameters_carry_the_name_rules_of_render_names(document, path):
+    project = _parameters(document, path, "get")["project"]["schema"]
+    assert project["pattern"] == names.DNS1123_LABEL.pattern
+    assert (project["minLength"], project["maxLength"]) == (1, names.MAX_LABEL)
+    if "{name}" in path:
+        name = _parameters(document, path, "get")["name"]["schema"]
+        assert name["pattern"] == names.DNS1123_SUBDOMAIN.pattern
+        assert (name["minLength"], name["maxLength"]) == (1, names.MAX_SUBDOMAIN)
 
 
-def flatmap_body(context, body):
-    """Also send each generated job as a few of its own fields in an existing project with a valid image, so
-    that generated jobs get past validation and reach the API server."""
-    if isinstance(body, dict) and isinstance(body.get("job"), dict):
-        fields = sorted(set(body["job"]) - {"name", "jobNamePrefix", "project", "image"})
-        base = {"project": "team-a", "image": "busybox:1.36"}
-        steered = st.lists(st.sampled_from(fields), max_size=4, unique=True).map(
-            lambda keep: {"job": {**{key: body["job"][key] for key in keep}, **base}}) if fields else st.just(
-            {"job": base})
-        return st.one_of(steered, st.just(body))
-    if isinstance(body, dict) and isinstance(body.get("jobs"), list) and body["jobs"]:
-        # A batch: also send it with every job steered the same way (so that batches get created).
-        steered_jobs = [flatmap_body(context, {"job": job}) if isinstance(job, dict) else st.just({"job": job})
-                        for job in body["jobs"]]
-        return st.one_of(st.tuples(*steered_jobs).map(lambda jobs: {"jobs": [job["job"] for job in jobs]}),
-                         st.just(body))
-    return st.just(body)
+@pytest.mark.parametrize(("field", "pattern", "max_length"), [
+    ("name", names.DNS1035_LABEL, names.MAX_LABEL),
+    ("jobNamePrefix", names.DNS1035_LABEL, names.MAX_PREFIX),
+    ("project", names.DNS1123_LABEL, names.MAX_LABEL),
+    ("nodeType", names.LABEL_VALUE, names.MAX_LABEL),
+])
+def test_job_names_and_labels_carry_their_patterns_and_lengths(document, field, pattern, max_length):
+    prop = document["components"]["schemas"]["Job"]["properties"][field]
+    assert (prop["pattern"], prop["minLength"], prop["maxLength"]) == (pattern.pattern, 1, max_length)
 
 
-def flatmap_path_parameters(context, parameters):
-    """Sometimes ask for the jobs and the project that exist."""
-    if not parameters:
-        return st.just(parameters)
-    if "name" in parameters:
-        return st.sampled_from([{**parameters, "project": "team-a", "name": "alpha"}, parameters])
-    if "project" in parameters:
-        return st.sampled_from([{**parameters, "project": "team-a"}, parameters])
-    return st.just(parameters)
+def test_job_bounds_formats_enums_and_alternative_shapes(document):
+    job = document["components"]["schemas"]["Job"]["properties"]
+    assert job["cpu"]["minimum"] == 0 and job["cpu"]["exclusiveMinimum"] is True
+    assert job["gpu"]["minimum"] == 0 and "exclusiveMinimum" not in job["gpu"]
+    assert job["gpu"]["maximum"] == (2**63 - 1) // 1000
+    for field, low in (("backoffLimit", 0), ("completions", 1), ("parallelism", 1)):
+        assert (job[field]["type"], job[field]["minimum"], job[field]["maximum"]) == ("integer", low, 2**31 - 1)
+    assert job["imagePullPolicy"]["enum"] == ["Always", "IfNotPresent", "Never", None]  # nullable: null listed
+    assert job["serviceType"]["enum"][:-1] == list(schemas.fields.SERVICE_TYPES)
+    assert job["imagePullPolicy"]["x-case-insensitive"] is True and "any letter case" in job["serviceType"]["description"]
+    assert [shape["type"] for shape in job["command"]["oneOf"]] == ["string", "array"]
+    assert [shape.get("type") for shape in job["ttlAfterFinish"]["oneOf"]] == ["string", "integer"]
+    ports = job["ports"]["items"]["oneOf"]
+    assert ports[0] == {"$ref": "#/components/schemas/Port"}
+    assert [shape["type"] for shape in ports[1:]] == ["string", "integer"]
+    assert (ports[2]["minimum"], ports[2]["maximum"]) == (1, 65535)
+    assert [shape.get("$ref", shape.get("type")) for shape in job["pvc"]["items"]["oneOf"]] == [
+        "#/components/schemas/Pvc", "string"]
+    assert job["memory"]["pattern"] == units.POSITIVE_QUANTITY_INPUT.pattern
+    assert job["image"]["pattern"] == schemas.fields.NO_WHITESPACE.pattern
+    assert job["workingDir"]["pattern"] == schemas.fields.ABSOLUTE_PATH.pattern
+    volume = document["components"]["schemas"]["Volume"]["properties"]
+    assert volume["sourcePath"]["pattern"] == schemas.fields.HOST_PATH.pattern
+    port = document["components"]["schemas"]["Port"]["properties"]
+    assert (port["container"]["minimum"], port["container"]["maximum"]) == (1, 65535)
+    for name in ("Job", "Port", "Pvc", "Volume", "SubmitRequest", "JobRef"):
+        assert document["components"]["schemas"][name]["additionalProperties"] is False, name
 
 
-@schema.hooks.apply(flatmap_body)
-@schema.hooks.apply(flatmap_path_parameters)
-@schema.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_document(case, fake_backed_app):
-    """No 5xx, every answer matches the document (bodies of 2xx and of the error envelope), and a job read by
-    name is the job of that name."""
-    response = case.call_and_validate(app=fake_backed_app, checks=[not_a_server_error, response_schema_conformance])
-    if case.path == "/api/v1/job/{project}/{name}" and case.method.upper() == "GET" and response.status_code == 200:
-        job = response.json()
-        assert (job["project"], job["name"]) == (case.path_parameters["project"], case.path_parameters["name"])
+def test_rules_across_fields_are_in_the_descriptions_and_x_rules(document):
+    """Every rule the schemas can only state in words is listed under its field, and said in its description."""
+    components = document["components"]["schemas"]
+    declared = {("Job", field): rules for field, rules in schemas.JobSchema.RULES.items()}
+    declared |= {("Port", field): rules for field, rules in schemas.PortSchema.RULES.items()}
+    declared |= {("Pvc", field): rules for field, rules in schemas.PvcSchema.RULES.items()}
+    declared |= {("Job", "ttlAfterFinish"): schemas.Duration.rules, ("Job", "environment"): schemas.Environment.rules,
+                 ("Job", "volume"): schemas.VolumeMap.rules + schemas.JobSchema.RULES["volume"]}
+    for (component, field), rules in declared.items():
+        prop = components[component]["properties"][field]
+        assert set(prop["x-rules"]) == set(rules), (component, field)
+        for rule in rules:
+            assert rule in prop["description"], (component, field, rule)
+    assert "needs stdin" in components["Job"]["properties"]["tty"]["description"]
+    assert "needs ports" in components["Job"]["properties"]["serviceType"]["description"]
+
+
+def test_query_flags_are_documented_as_booleans(document):
+    for path, method, flag in (("/api/job", "post", "dryRun"), ("/api/v1/jobs", "delete", "deletePvcs")):
+        parameter = _parameters(document, path, method)[flag]
+        assert parameter["schema"] == {"type": "boolean", "default": False}
+        assert "true or false" in parameter["description"]
+
+
+def test_every_operation_lists_its_statuses_with_the_error_envelope(document):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            answers = operation["responses"]
+            assert "default" not in answers, (method, path)
+            assert "200" in answers and "500" in answers, (method, path)
+            for status, answer in answers.items():
+                assert answer["headers"]["X-Request-ID"] == {"$ref": "#/components/headers/X-Request-ID"}
+                if status != "200":
+                    envelope = "BatchError" if path == "/api/v1/jobs/batch" else "Error"  # Error, plus `data`
+                    assert answer["content"] == {"application/json": {"schema": {
+                        "$ref": f"#/components/schemas/{envelope}"}}}
+                if status == "503":
+                    assert answer["headers"]["Retry-After"] == {"$ref": "#/components/headers/Retry-After"}
+    submit = document["paths"]["/api/job"]["post"]["responses"]
+    assert set(submit) == {"200", "400", "401", "403", "404", "409", "413", "422", "500", "502", "503"}
+
+
+def test_operations_have_unique_ids_and_tags_for_generated_clients(document):
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)) and all(ids), ids
+    assert all(op["tags"] for item in document["paths"].values() for op in item.values())
+    assert document["paths"]["/api/job"]["post"]["operationId"] == "submitJob"
+
+
+def test_patterns_use_only_what_python_and_ecma_262_read_alike(document):
+    """No \\d, \\w, \\s shorthands (Unicode in Python, ASCII in ECMA-262) except the "any character" [\\s\\S],
+    no Python-only syntax, anchored at both ends (a pattern in JSON Schema matches anywhere)."""
+    patterns = [(path, node["pattern"]) for path, node in _walk(document) if isinstance(node.get("pattern"), str)]
+    assert len(patterns) > 15
+    for path, pattern in patterns:
+        bare = pattern.replace("[\\s\\S]", "")
+        assert not re.search(r"\\[dDwWsSAZ]|\(\?P|\(\?[aiLmsux]", bare), (path, pattern)
+        if pattern != USER_HEADER["schema"]["pattern"]:  # "has a character that is not blank": unanchored
+            assert pattern.startswith("^") and pattern.endswith("$"), (path, pattern)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node here to run ECMA-262's own regular expressions")
+def test_patterns_match_the_same_strings_in_ecma_262(document):
+    """Each pattern of the document, run by node (ECMA-262, with the u flag JSON Schema validators use) and by
+    Python on the same strings: samples drawn from the pattern itself, and a few that break it."""
+    patterns = sorted({node["pattern"] for _, node in _walk(document) if isinstance(node.get("pattern"), str)})
+    samples = {pattern: _draw(pattern) + ["", "a\n", "/", "SECRET:", " 1", "1e3k", "/a/../b", "..", "a" * 300]
+               for pattern in patterns}
+    script = ("const data = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+              "const out = {}; for (const [p, xs] of Object.entries(data)) {"
+              "const re = new RegExp(p, 'u'); out[p] = xs.map(x => re.test(x)); }"
+              "process.stdout.write(JSON.stringify(out));")
+    result = subprocess.run(["node", "-e", script], input=json.dumps(samples), capture_output=True, text=True,
+                            timeout=60, check=True)
+    ecma = json.loads(result.stdout)
+    for pattern, texts in samples.items():
+        # Anchored patterns are applied with fullmatch, as the service does (Python's "$" alone would also
+        # match before a trailing newline, which ECMA-262's does not).
+        apply = re.compile(pattern).fullmatch if pattern.startswith("^") else re.compile(pattern).search
+        python = [apply(text) is not None for text in texts]
+        assert python == ecma[pattern], (pattern, [(t, p, e) for t, p, e in zip(texts, python, ecma[pattern]) if p != e][:5])
+
+
+def _draw(pattern: str) -> list[str]:
+    """Forty strings: most drawn from ``pattern``, some arbitrary (seeded, so the same every run)."""
+    drawn: list[str] = []
+
+    @settings(max_examples=40, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(st.one_of(st.from_regex(pattern), st.text(max_size=12)))
+    def collect(text: str) -> None:
+        drawn.append(text)
+
+    collect()
+    return drawn

@@ -1103,6 +1103,31 @@ REJECTED = [
     bad("unknown-slash-escaped", {"a/b~c": 1}, "/job/a~1b~0c", UNKNOWN),
 ]
 
+# What the OpenAPI document's patterns say, found by fuzzing against a real API server (issue 14): each of these
+# was accepted here and then refused by the API server (or answered 500).
+REJECTED += [
+    bad("ttl-more-digits-than-decimal-precision", {"ttlAfterFinish": "99999999999999999999999999999d"},
+        "/job/ttlAfterFinish", ("at most",)),
+    bad("gpu-more-than-the-api-server-keeps", {"gpu": 13420929622130728}, "/job/gpu", ("at most",)),
+    bad("memory-exponent-and-suffix", {"memory": "1e3k"}, "/job/memory", ("quantity",)),
+    bad("memory-exponent-of-three-digits", {"memory": "1e999"}, "/job/memory", ("quantity",)),
+    bad("memory-padded", {"memory": " 1Gi"}, "/job/memory", ("quantity",)),
+    bad("memory-non-ascii-digit", {"memory": "\u0663Gi"}, "/job/memory", ("quantity",)),
+    bad("env-name-dot-dot", {"environment": {"..": "x"}}, "/job/environment/..", ("variable",)),
+    bad("env-name-leading-dot-dot", {"environment": {"..x": "x"}}, "/job/environment/..x", ("variable",)),
+    bad("env-secret-key-leading-dot-dot", {"environment": {"A": "SECRET:s,..k"}}, "/job/environment/A", ("key",)),
+    bad("env-secret-key-too-long", {"environment": {"A": "SECRET:s," + "k" * 254}}, "/job/environment/A",
+        ("at most 253",)),
+    bad("volumes-source-dot-dot", {"volumes": [{"sourcePath": "/a/../b", "targetPath": "/c"}]},
+        "/job/volumes/0/sourcePath", ("'..'",)),
+    bad("volumes-cli-source-dot-dot", {"volumes": ["/a/..:/c"]}, "/job/volumes/0", ("'..'",), prefix=True),
+    bad("volume-map-source-dot-dot", {"volume": {"/..": "/c"}}, "/job/volume/~1..", ("'..'",)),
+    bad("port-cli-padded", {"ports": [" 80"]}, "/job/ports/0", ("port numbers",)),
+    bad("port-cli-plus-sign", {"ports": ["+80"]}, "/job/ports/0", ("port numbers",)),
+    bad("port-cli-non-ascii-digits", {"ports": ["\u0668\u0660"]}, "/job/ports/0", ("port numbers",)),
+    bad("command-unclosed-quote", {"command": "python -c 'print(1)"}, "/job/command", ("shell",)),
+]
+
 BOOLEAN_FIELDS = ["interactive", "stdin", "tty", "createHomeDir", "largeShm", "hostIpc", "hostNetwork", "elastic",
                   "preemptible", "preventPrivilegeEscalation"]
 for _field in BOOLEAN_FIELDS:

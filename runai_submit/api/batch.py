@@ -8,12 +8,15 @@ from flask import Blueprint, Response, g, request
 from ..schemas.batch import BatchErrorSchema, BatchRequestSchema, BatchResponseSchema
 from ..service.batch import BatchItem, BatchResult
 from ..service.idempotency import KEY_HEADER, read_key
-from .common import caller, flag, identity_fields, json_body, service
+from ..errors import BadRequest
+from ..schemas.params import BatchQuerySchema
+from .common import caller, identity_fields, json_body, parameters, service
 from .errors import error_response
 from .observability import audit_log, manifests_digest
-from .spec import BOOL_QUERY, IDEMPOTENCY_KEY, JSON, USER_HEADER
+from .spec import CLUSTER, IDEMPOTENCY_KEY, NEEDS_USER, RETRY_AFTER_409, USER_HEADER, responses
 
 blueprint = Blueprint("batch", __name__)
+_QUERY = BatchQuerySchema()
 
 
 @blueprint.post("/api/v1/jobs/batch")
@@ -21,8 +24,9 @@ def submit_batch() -> tuple[dict, int] | Response:
     """Submit 1..max_batch jobs; 200 with one outcome per job in request order, or (atomic) all or none."""
     jobs = service()
     user = caller().user
-    g.dry_run = dry_run = flag("dryRun")
-    atomic = flag("atomic")
+    query = parameters(_QUERY, request.args, error=BadRequest)
+    g.dry_run = dry_run = query.get("dryRun", False)
+    atomic = query.get("atomic", False)
     key = read_key(request.headers.get(KEY_HEADER))
     payload = json_body()
     result = jobs.submit_batch(payload, user, dry_run=dry_run, atomic=atomic, key=key)
@@ -60,6 +64,7 @@ def _audit(item: BatchItem, result: BatchResult, job: Any) -> None:
 # --- the OpenAPI description of the view above -----------------------------------------------------
 
 BATCH = {
+    "operationId": "submitBatch", "tags": ["jobs"],
     "summary": "Submit many jobs",
     "description": "1 to RUNAI_SUBMIT_MAX_BATCH jobs, each validated and created exactly like a single submit, "
                    "concurrently. The answer lists one outcome per job in request order (error pointers like "
@@ -67,22 +72,21 @@ BATCH = {
                    "every job the batch created: the answer is then the failing job's error with `data` "
                    "(each job's outcome). With an Idempotency-Key each job is bound by its index, so a retried "
                    "batch replays the jobs already created and creates the rest. More jobs than the limit: 413.",
-    "parameters": [
-        USER_HEADER,
-        {"name": "dryRun", "in": "query", "schema": BOOL_QUERY,
-         "description": "validate, render and dry-run every job on the API server; create nothing"},
-        {"name": "atomic", "in": "query", "schema": BOOL_QUERY,
-         "description": "all jobs or none: validate all first, roll back every created job if one fails"},
-        IDEMPOTENCY_KEY,
-    ],
+    "parameters": [USER_HEADER, {"in": "query", "schema": BatchQuerySchema}, IDEMPOTENCY_KEY],
     "requestBody": {"required": True, "content": {"application/json": {"schema": "BatchRequest"}}},
-    "responses": {
-        "200": {"description": "One outcome per job, in request order.",
-                "content": {JSON: {"schema": "BatchResponse"}}},
-        "default": {"description": "The batch failed as a whole (body, size, or an atomic batch): the error "
-                                   "envelope, with each job's outcome in `data` for an atomic batch.",
-                    "content": {JSON: {"schema": "BatchError"}}},
-    },
+    # A batch that fails as a whole answers the error envelope; an atomic one adds each job's outcome (`data`).
+    "responses": responses("BatchResponse", "One outcome per job, in request order.", error_schema="BatchError",
+                           headers=RETRY_AFTER_409, errors={
+        400: "The body is not an object with a jobs array of objects, a query flag is not true/false, or the "
+             "Idempotency-Key is not 1 to 255 printable ASCII characters.",
+        **NEEDS_USER,
+        404: "atomic: a job's project has no namespace.",
+        409: "atomic: a job's name is taken, or an Idempotency-Key's job is being created or deleted (Retry-After).",
+        413: "More jobs than RUNAI_SUBMIT_MAX_BATCH, or a body larger than the configured limit.",
+        422: "The batch is empty or has unknown fields; atomic: a job breaks a rule (pointers like /jobs/3/gpu), "
+             "or the Idempotency-Key was used for a different batch.",
+        **CLUSTER,
+    }),
 }
 
 OPERATIONS: dict[str, dict[str, dict]] = {"/api/v1/jobs/batch": {"post": BATCH}}

@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from ..config import Settings
-from ..errors import BadRequest, FieldError, JobNotFound, PayloadTooLarge, ValidationFailed
-from ..identity import Caller
-from ..render.names import DNS1123_LABEL, DNS1123_SUBDOMAIN
-from ..service import JobService
+from marshmallow import Schema, ValidationError
 
-_TRUE = ("true", "1", "all", "yes")
-_FALSE = ("false", "0", "no", "")
+from ..config import Settings
+from ..errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
+from ..identity import Caller
+from ..schemas import flatten_errors
+from ..schemas.params import JobPathSchema, ProjectPathSchema, QueryFlag
+from ..service import JobService
 
 
 def state() -> Any:
@@ -77,24 +77,48 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def parameters(schema: Schema, values: Any, *, error: type[ServiceError] = ValidationFailed) -> dict:
+    """Path or query parameters read by ``schema`` (the schema the OpenAPI document shows); every problem at once.
+
+    Each problem points at the parameter by name (``/project``), as a field error points into a body.
+    """
+    try:
+        return schema.load(values)
+    except ValidationError as exc:
+        problems = flatten_errors(exc.messages)
+        summary = "; ".join(f"{problem.field.lstrip('/')} {problem.message}" for problem in problems)
+        raise error(f"Invalid parameters: {summary}.", errors=problems) from None
+
+
+_FLAG = QueryFlag()
+
+
 def flag(name: str) -> bool:
-    """A boolean query parameter: true/false (and 1/0, yes/no); anything else is a 400."""
-    value = request.args.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
+    """A boolean query parameter: exactly true or false (absent is false); anything else is a 400.
+
+    The OpenAPI document shows it as a boolean (``schemas.params.QueryFlag``): generated clients send true/false.
+    """
+    if name not in request.args:
         return False
-    raise BadRequest(f"Query parameter {name} must be true or false, not {value!r}.")
+    try:
+        return _FLAG.deserialize(request.args[name])
+    except ValidationError as exc:
+        raise BadRequest(f"Query parameter {name} must be true or false, not {request.args[name]!r}.",
+                         errors=flatten_errors(exc.messages, f"/{name}")) from None
+
+
+_PROJECT, _JOB = ProjectPathSchema(), JobPathSchema()
 
 
 def check_project(project: str, pointer: str = "/project") -> None:
-    if not DNS1123_LABEL.match(project) or len(project) > 63:
+    """A project name as the path and query parameters take it (a DNS-1123 label), or a 422 at ``pointer``."""
+    try:
+        _PROJECT.load({"project": project})
+    except ValidationError as exc:
         raise ValidationFailed(f"{project!r} is not a project name.",
-                               errors=[FieldError(pointer, "must be a DNS-1123 label")])
+                               errors=flatten_errors(exc.messages["project"], pointer)) from None
 
 
 def check_job_ref(project: str, name: str) -> None:
-    """A project name (422 otherwise) and a job name that can be an object's (else no such job exists: 404)."""
-    check_project(project)
-    if not DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
-        raise JobNotFound(project, name)  # not an object name: no such job can exist
+    """``/{project}/{name}`` as the OpenAPI document shows them (``JobPathSchema``): a 422 naming each one broken."""
+    parameters(_JOB, {"project": project, "name": name})

@@ -13,7 +13,7 @@ from flask import Blueprint, request
 
 from ..schemas.identity import WhoAmISchema
 from .common import caller, service, settings
-from .spec import ok
+from .spec import CLUSTER, NEEDS_USER, responses
 
 blueprint = Blueprint("identity", __name__)
 
@@ -43,11 +43,12 @@ def whoami() -> dict:
 
 OPERATIONS: dict[str, dict[str, dict]] = {
     "/api/v1/whoami": {"get": {
+        "operationId": "whoami", "tags": ["system"],
         "summary": "Who the service acts as for you",
         "description": "token mode: the token's user and groups (SelfSubjectReview); impersonate mode: the user "
                        "and groups the cluster sees when the service impersonates RA-USER and RA-GROUPS; "
                        "header mode: RA-USER, taken on trust.",
-        "responses": ok("WhoAmI"),
+        "responses": responses("WhoAmI", errors={**NEEDS_USER, **CLUSTER}),
     }},
 }
 
@@ -81,7 +82,10 @@ def apply_security(document: dict, mode: str) -> dict:
             headers = {p["name"]: p for p in operation.get("parameters", []) if p.get("in") == "header"}
             if not path.startswith("/api/"):
                 operation["security"] = []  # health, readiness, metrics: no credentials
-            elif mode == "token":
+                continue
+            if mode != "header":  # [openapi] every /api/ request authenticates: each may answer 401
+                _add_unauthorized(operation, mode)
+            if mode == "token":
                 operation["security"] = [{"bearerToken": []}]
                 if "RA-USER" in headers:  # optional now: the token names the user
                     headers["RA-USER"] = dict(headers["RA-USER"], required=False, description=(
@@ -96,3 +100,16 @@ def apply_security(document: dict, mode: str) -> dict:
             else:
                 operation["security"] = [{}, {"raUser": []}]  # header mode reads: RA-USER optional
     return document
+
+
+def _add_unauthorized(operation: dict, mode: str) -> None:
+    """List the 401 an operation answers when the caller is not known (the error envelope, as every error)."""
+    answers = operation["responses"]
+    if "401" in answers:
+        return
+    template = next(answer for status, answer in answers.items() if status.startswith(("4", "5")))
+    answer = copy.deepcopy(template)
+    answer["description"] = ("No bearer token, or one the cluster refused (WWW-Authenticate: Bearer)." if mode == "token"
+                             else "RA-USER is missing or blank.")
+    answers["401"] = answer
+    operation["responses"] = dict(sorted(answers.items()))

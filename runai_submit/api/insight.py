@@ -2,31 +2,30 @@
 /api/v1/job/{project}/{name}`` in ``jobs.py``; its use case is ``service.insight.Insight.describe_job``.)"""
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from ..errors import BadRequest
-from ..render.names import DNS1123_SUBDOMAIN
 from ..schemas.insight import JobDetailSchema
+from ..schemas.params import JobPathSchema, LogQuerySchema
 from ..service.insight import BoundedLog, LogRequest
-from .common import caller, check_job_ref, flag, service
+from .common import caller, check_job_ref, parameters, service
 from .observability import start_audit
-from .spec import BOOL_QUERY, JOB_NAME_PATH, PROJECT_PATH, USER_HEADER, ok
+from .spec import BAD_PARAMETER, CLUSTER, NEEDS_USER, USER_HEADER, responses
 
 blueprint = Blueprint("insight", __name__)
 
 #: Set by gunicorn.conf.py (``post_worker_init``) to the worker's ``notify``: see ``BoundedLog``.
 HEARTBEAT = "runai_submit.heartbeat"
-_MAX_TAIL = 1_000_000
+_LOG_QUERY = LogQuerySchema()
 
 
 @blueprint.get("/api/v1/job/<project>/<name>/logs")
 def job_logs(project: str, name: str) -> Response:
     """The job's container log as text/plain, streamed as the API server sends it."""
     check_job_ref(project, name)
-    log_request = LogRequest(follow=flag("follow"), tail=_tail(), pod=_name_param("pod"),
-                             container=_name_param("container"), previous=flag("previous"))
+    query = parameters(_LOG_QUERY, request.args, error=BadRequest)
+    log_request = LogRequest(follow=query.get("follow", False), tail=query.get("tail"), pod=query.get("pod"),
+                             container=query.get("container"), previous=query.get("previous", False))
     opened = service(require_user=False).open_job_log(project, name, log_request)
     chunks = BoundedLog(opened, heartbeat=current_app.extensions.get(HEARTBEAT))
     headers = {
@@ -65,63 +64,42 @@ def _act(action: str, project: str, name: str) -> tuple[dict, int]:
     return view, 200
 
 
-def _tail() -> int | None:
-    raw = request.args.get("tail", "").strip()
-    if not raw:
-        return None
-    if not re.fullmatch(r"[0-9]{1,7}", raw) or int(raw) > _MAX_TAIL:
-        raise BadRequest(f"Query parameter tail must be a whole number of lines from 0 to {_MAX_TAIL}, not {raw!r}.")
-    return int(raw)
-
-
-def _name_param(name: str) -> str | None:
-    value = request.args.get(name, "").strip()
-    if not value:
-        return None
-    if not DNS1123_SUBDOMAIN.match(value) or len(value) > 253:
-        raise BadRequest(f"Query parameter {name} must be a {name} name, not {value!r}.")
-    return value
-
-
 # --- the OpenAPI description of the views above ----------------------------------------------------
 
-_ACTION_PARAMETERS = [USER_HEADER, PROJECT_PATH, JOB_NAME_PATH]
+_JOB_PATH = {"in": "path", "schema": JobPathSchema}
+_NO_JOB = {404: "The project has no namespace, or it has no such job."}
+_ACTION_ERRORS = {**NEEDS_USER, **_NO_JOB, 409: "The job has finished: it can no longer be suspended or resumed.",
+                  **BAD_PARAMETER, **CLUSTER}
+
+def _action(operation_id: str, summary: str, effect: str, answer: str) -> dict:
+    return {"post": {"operationId": operation_id, "tags": ["jobs"], "summary": summary,
+                     "description": f"{effect} Idempotent; 409 for a job that has finished.",
+                     "parameters": [USER_HEADER, _JOB_PATH],
+                     "responses": responses("JobDetail", answer, errors=_ACTION_ERRORS)}}
+
 
 OPERATIONS: dict[str, dict[str, dict]] = {
     "/api/v1/job/{project}/{name}/logs": {"get": {
+        "operationId": "getJobLogs", "tags": ["jobs"],
         "summary": "The job's container log",
         "description": "text/plain, streamed from the pod log endpoint of the API server. 409 when no pod of the "
                        "job ever started (the message gives the job's statusReason and statusMessage). "
                        "With follow=true the stream ends when the pod ends, or after "
                        "RUNAI_SUBMIT_LOG_FOLLOW_MAX_SECONDS (header X-Log-Max-Seconds).",
-        "parameters": [
-            PROJECT_PATH, JOB_NAME_PATH,
-            {"name": "follow", "in": "query", "schema": BOOL_QUERY, "description": "keep streaming new lines"},
-            {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_TAIL},
-             "description": "only the last lines"},
-            {"name": "pod", "in": "query", "schema": {"type": "string"},
-             "description": "one of the job's pods (default: the newest that has started)"},
-            {"name": "container", "in": "query", "schema": {"type": "string"},
-             "description": "default: the job's container"},
-            {"name": "previous", "in": "query", "schema": BOOL_QUERY,
-             "description": "the log of the previous instance of a restarted container"},
-        ],
-        "responses": {"200": {"description": "The log, as the container printed it",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}},
-                      "default": ok("JobDetail")["default"]},
+        "parameters": [_JOB_PATH, {"in": "query", "schema": LogQuerySchema}],
+        "responses": responses({"type": "string"}, "The log, as the container printed it", content_type="text/plain",
+                               errors={
+            400: "A query parameter is not as documented (tail, follow, previous, pod, container).",
+            **_NO_JOB,
+            409: "No pod of the job ever started a container, or the API server has no log for it yet.",
+            **BAD_PARAMETER, **CLUSTER}),
     }},
-    "/api/v1/job/{project}/{name}/suspend": {"post": {
-        "summary": "Suspend a job",
-        "description": "Sets spec.suspend on the workload; the job controller removes its pods. Idempotent; 409 "
-                       "for a job that has finished.",
-        "parameters": _ACTION_PARAMETERS, "responses": ok("JobDetail", "The job, now Suspended."),
-    }},
-    "/api/v1/job/{project}/{name}/resume": {"post": {
-        "summary": "Resume a suspended job",
-        "description": "Clears spec.suspend; the job controller creates its pods again. Idempotent; 409 for a "
-                       "job that has finished.",
-        "parameters": _ACTION_PARAMETERS, "responses": ok("JobDetail"),
-    }},
+    "/api/v1/job/{project}/{name}/suspend": _action(
+        "suspendJob", "Suspend a job", "Sets spec.suspend on the workload; the job controller removes its pods.",
+        "The job, now Suspended."),
+    "/api/v1/job/{project}/{name}/resume": _action(
+        "resumeJob", "Resume a suspended job", "Clears spec.suspend; the job controller creates its pods again.",
+        "The job, resumed."),
 }
 
 # PodView and EventView come along as JobDetail's nested schemas (apispec names them after their classes).

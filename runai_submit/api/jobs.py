@@ -8,13 +8,20 @@ from flask import Blueprint, g, request
 from .. import schemas
 from ..errors import BadRequest, ServiceError
 from ..metrics import DELETES
-from ..schemas import load_job_ref
+from ..schemas import load_job_refs
+from ..schemas.params import DeleteQuerySchema, JobPathSchema, ListQuerySchema, ProjectPathSchema, \
+    SubmitQuerySchema, UserFilterSchema
 from ..service.idempotency import KEY_HEADER, REPLAYED_HEADER, IdempotencyKey, read_key
-from .common import caller, check_job_ref, check_project, flag, identity_fields, json_body, service
+from .common import caller, check_job_ref, identity_fields, json_body, parameters, service
 from .observability import audit_log, manifests_digest, start_audit
-from .spec import BOOL_QUERY, IDEMPOTENCY_KEY, JOB_NAME_PATH, PROJECT_PATH, REPLAYED, USER_FILTER, USER_HEADER, ok
+from .spec import BAD_PARAMETER, CLUSTER, IDEMPOTENCY_KEY, NEEDS_USER, REPLAYED, RETRY_AFTER_409, USER_HEADER, \
+    responses
 
 blueprint = Blueprint("jobs", __name__)
+
+_SUBMIT_QUERY, _DELETE_QUERY = SubmitQuerySchema(), DeleteQuerySchema()
+_LIST_QUERY, _USER_FILTER = ListQuerySchema(), UserFilterSchema()
+_PROJECT_PATH = ProjectPathSchema()
 
 
 @blueprint.post("/api/job")
@@ -25,7 +32,7 @@ def submit_job() -> tuple[dict, int, dict]:
     audit = start_audit("submit", request.headers.get("RA-USER", "").strip() or None)
     jobs = service()
     audit["user"] = caller().user
-    g.dry_run = dry_run = flag("dryRun")
+    g.dry_run = dry_run = parameters(_SUBMIT_QUERY, request.args, error=BadRequest).get("dryRun", False)
     key = read_key(request.headers.get(KEY_HEADER))
     payload = json_body()
     _audit_requested(audit, payload)
@@ -44,16 +51,15 @@ def submit_job() -> tuple[dict, int, dict]:
 @blueprint.get("/api/v1/jobs")
 def list_jobs() -> dict:
     """Jobs of ``?project=`` (all projects without it), optionally only those of ``?user=``."""
-    project = request.args.get("project") or None
-    if project is not None:
-        check_project(project)
-    return {"data": service(require_user=False).list_jobs(project, request.args.get("user") or None)}
+    query = parameters(_LIST_QUERY, request.args)
+    return {"data": service(require_user=False).list_jobs(query.get("project"), query.get("user") or None)}
 
 
 @blueprint.get("/api/v1/job/<project>")
 def list_project_jobs(project: str) -> dict:
-    check_project(project)
-    return {"data": service(require_user=False).list_jobs(project, request.args.get("user") or None)}
+    parameters(_PROJECT_PATH, {"project": project})
+    user = parameters(_USER_FILTER, request.args).get("user") or None
+    return {"data": service(require_user=False).list_jobs(project, user)}
 
 
 @blueprint.get("/api/v1/job/<project>/<name>")
@@ -66,27 +72,25 @@ def get_job(project: str, name: str) -> dict:
 @blueprint.delete("/api/job")
 @blueprint.delete("/api/v1/jobs")
 def delete_jobs() -> tuple[list, int]:
-    """Delete each ``{name, project}``; one result per item, so one bad item does not fail the others."""
+    """Delete each ``{name, project}``: a malformed body deletes nothing (422 naming every bad item); then one
+    result per item, so one that fails in the cluster (absent, forbidden) does not fail the others."""
     jobs = service()
     who = identity_fields(caller())
-    delete_pvcs = flag("deletePvcs")
+    delete_pvcs = parameters(_DELETE_QUERY, request.args, error=BadRequest).get("deletePvcs", False)
     items = json_body()
     if not isinstance(items, list):
         raise BadRequest("The request body must be a JSON array of {\"name\": ..., \"project\": ...}.")
     results = []
-    for item in items:
-        name = item.get("name") if isinstance(item, dict) else None
-        project = item.get("project") if isinstance(item, dict) else None
-        result: dict = {"name": _text(name), "project": _text(project), "ok": True, "error": None}
+    for project, name in load_job_refs(items):
+        result: dict = {"name": name, "project": project, "ok": True, "error": None}
         try:
-            project, name = load_job_ref(item)
             result["deleted"] = jobs.delete_job(project, name, delete_pvcs=delete_pvcs)
         except ServiceError as exc:
             result.update(ok=False, error=exc.to_dict())
         results.append(result)
         DELETES.labels("ok" if result["ok"] else "error").inc()
         audit_log.info("audit delete", extra={
-            "event": "delete", **who, "project": result["project"], "job": result["name"],
+            "event": "delete", **who, "project": project, "job": name,
             "outcome": "ok" if result["ok"] else "error", "deleted": result.get("deleted", []),
             "status": result["error"]["status"] if result["error"] else 200,
         })
@@ -102,41 +106,74 @@ def _audit_requested(audit: dict, payload: Any) -> None:
                 audit[field] = job[key][:253]
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 # --- the OpenAPI description of the views above ----------------------------------------------------
 
 SUBMIT = {
+    "tags": ["jobs"],
     "summary": "Submit a job",
-    "description": "Validates every parameter, renders the job's objects and creates them all or none.",
-    "parameters": [USER_HEADER, {"name": "dryRun", "in": "query", "schema": BOOL_QUERY,
-                                 "description": "validate, render and dry-run on the API server; create nothing"},
-                   IDEMPOTENCY_KEY],
+    "description": "Validates every parameter, renders the job's objects and creates them all or none. Rules that "
+                   "span fields are stated in the fields' descriptions (and listed under x-rules); every broken "
+                   "rule is answered at once, each with a JSON pointer into the body.",
+    "parameters": [USER_HEADER, {"in": "query", "schema": SubmitQuerySchema}, IDEMPOTENCY_KEY],
     "requestBody": {"required": True, "content": {"application/json": {"schema": "SubmitRequest"}}},
-    "responses": ok("SubmitResponse", "The job was created (or, with dryRun, would be).", headers=REPLAYED),
+    "responses": responses("SubmitResponse", "The job was created (or, with dryRun, would be; or, replayed, was).",
+                           headers={200: REPLAYED, **RETRY_AFTER_409}, errors={
+        400: "The body is not JSON, not an object with a job object, dryRun is not true/false, or the "
+             "Idempotency-Key is not 1 to 255 printable ASCII characters.",
+        **NEEDS_USER,
+        404: "The project has no namespace.",
+        409: "The name is taken by an object the job needs (nothing was touched), no generated name was free, or "
+             "the Idempotency-Key's job is being created or deleted right now (Retry-After).",
+        413: "The body is larger than the configured limit.",
+        422: "A parameter breaks a rule or is unknown (every problem, each with a JSON pointer), the API server "
+             "refused an object, or the Idempotency-Key was used for a different job.",
+        **CLUSTER,
+    }),
 }
-LIST = {"summary": "List jobs", "parameters": [{"name": "project", "in": "query", "schema": {"type": "string"}},
-                                               USER_FILTER],
-        "responses": ok("JobList")}
+LIST = {
+    "tags": ["jobs"],
+    "summary": "List jobs",
+    "parameters": [{"in": "query", "schema": ListQuerySchema}],
+    "responses": responses("JobList", errors={404: "The project has no namespace.", **BAD_PARAMETER, **CLUSTER}),
+}
 DELETE = {
+    "tags": ["jobs"],
     "summary": "Delete jobs",
-    "description": "One result per item; the workload goes with its Service and Ingress, PVCs only when asked.",
-    "parameters": [USER_HEADER, {"name": "deletePvcs", "in": "query", "schema": BOOL_QUERY}],
+    "description": "A body with any malformed item deletes nothing (422 naming each bad item). Otherwise one result "
+                   "per item, in order: the workload goes with its Service and Ingress, the job's claims only with "
+                   "deletePvcs=true; an item that fails in the cluster (absent, forbidden, unreachable) answers "
+                   "ok: false with its error and does not stop the others.",
+    "parameters": [USER_HEADER, {"in": "query", "schema": DeleteQuerySchema}],
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "array",
                                                                                   "items": "JobRef"}}}},
-    "responses": ok({"type": "array", "items": "DeleteResult"}),
+    "responses": responses({"type": "array", "items": "DeleteResult"}, "One result per item.", errors={
+        400: "The body is not a JSON array, or deletePvcs is not true/false.",
+        **NEEDS_USER,
+        413: "The body is larger than the configured limit.",
+        422: "An item is not {name, project} with valid names: nothing was deleted.",
+    }),
 }
 
 OPERATIONS: dict[str, dict[str, dict]] = {
-    "/api/job": {"post": SUBMIT, "get": LIST, "delete": DELETE},
-    "/api/v1/job": {"post": SUBMIT},
-    "/api/v1/jobs": {"post": SUBMIT, "get": LIST, "delete": DELETE},
-    "/api/v1/job/{project}": {"get": {"summary": "List a project's jobs", "parameters": [PROJECT_PATH, USER_FILTER],
-                                      "responses": ok("JobList")}},
-    "/api/v1/job/{project}/{name}": {"get": {"summary": "One job with its status",
-                                             "parameters": [PROJECT_PATH, JOB_NAME_PATH], "responses": ok("JobDetail")}},
+    "/api/job": {"post": {**SUBMIT, "operationId": "submitJob"}, "get": {**LIST, "operationId": "listJobs"},
+                 "delete": {**DELETE, "operationId": "deleteJobs"}},
+    # The aliases of the contract (§1): the same operations, named apart as OpenAPI requires.
+    "/api/v1/job": {"post": {**SUBMIT, "operationId": "submitJobV1"}},
+    "/api/v1/jobs": {"post": {**SUBMIT, "operationId": "submitJobV1Jobs"}, "get": {**LIST, "operationId": "listJobsV1"},
+                     "delete": {**DELETE, "operationId": "deleteJobsV1"}},
+    "/api/v1/job/{project}": {"get": {
+        "operationId": "listProjectJobs", "tags": ["jobs"],
+        "summary": "List a project's jobs",
+        "parameters": [{"in": "path", "schema": ProjectPathSchema}, {"in": "query", "schema": UserFilterSchema}],
+        "responses": responses("JobList", errors={404: "The project has no namespace.", **BAD_PARAMETER, **CLUSTER}),
+    }},
+    "/api/v1/job/{project}/{name}": {"get": {
+        "operationId": "getJob", "tags": ["jobs"],
+        "summary": "One job with its status, its reason, its pods and events",
+        "parameters": [{"in": "path", "schema": JobPathSchema}],
+        "responses": responses("JobDetail", errors={404: "The project has no namespace, or it has no such job.",
+                                                  **BAD_PARAMETER, **CLUSTER}),
+    }},
 }
 
 COMPONENTS = {

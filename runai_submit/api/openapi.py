@@ -8,12 +8,14 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import validate
 from flask import Blueprint, Response, current_app, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
 from .. import __version__, schemas
 from . import API_MODULES
 from .identity import apply_security
+from .spec import HEADERS
 
 docs = Blueprint("docs", __name__)
 
@@ -26,25 +28,30 @@ for _module in API_MODULES:
     COMPONENTS.update(_module.COMPONENTS)
 
 
-def _polymorphic_fields(converter: Any, field: Any, **kwargs: Any) -> dict:
-    """OpenAPI shapes of the fields that accept more than one JSON type."""
-    string = {"type": "string"}
-    if isinstance(field, schemas.Command):
-        return {"oneOf": [string, {"type": "array", "items": string}]}
-    if isinstance(field, schemas.Duration):
-        return {"oneOf": [{"type": "string", "example": "1h30m"}, {"type": "integer", "minimum": 0}]}
-    if isinstance(field, schemas.Environment):
-        return {"type": "object", "additionalProperties": {"oneOf": [string, {"type": "number"}, {"type": "boolean"}]}}
-    if isinstance(field, schemas.VolumeMap):
-        return {"type": "object", "additionalProperties": string}
-    if isinstance(field, schemas.ObjectOrString):
-        shapes = [converter.resolve_nested_schema(field.schema), string]
-        if field.accept_int:
-            shapes.append({"type": "integer", "minimum": 1, "maximum": 65535})
-        return {"oneOf": shapes}
-    if isinstance(field, schemas.CaseInsensitiveChoice):
-        return {"enum": [*field.choices, *(c.lower() for c in field.choices if c.lower() != c)]}
-    return {}
+def _field_rules(converter: Any, field: Any, ret: dict, **kwargs: Any) -> dict:
+    """What apispec cannot read from a field by itself: custom fields' shapes, exclusive bounds, and the rules the
+    schema states only in words (``x-rules``, repeated in the description for people)."""
+    extra: dict = {}
+    shape = getattr(field, "openapi", None)
+    if shape is not None:
+        extra.update(shape(converter.resolve_nested_schema))
+        if "oneOf" in extra:
+            ret.pop("type", None)  # the shapes carry their own types
+    for validator in field.validators:
+        if isinstance(validator, validate.Range):
+            if validator.min is not None and not validator.min_inclusive:
+                extra["exclusiveMinimum"] = True
+            if validator.max is not None and not validator.max_inclusive:
+                extra["exclusiveMaximum"] = True
+    rules = [*getattr(field, "rules", ()), *getattr(field.parent, "RULES", {}).get(field.name, ())]
+    description = " ".join(filter(None, [field.metadata.get("description"), extra.pop("description", None)]))
+    if rules:
+        extra["x-rules"] = rules
+        description = f"{description}. " if description else ""
+        description += "Also: " + "; ".join(rules) + "."
+    if description:
+        extra["description"] = description
+    return extra
 
 
 def build_openapi(auth_mode: str = "header") -> dict:
@@ -59,7 +66,9 @@ def build_openapi(auth_mode: str = "header") -> dict:
     plugin.map_to_openapi_type(schemas.StrictBoolean, "boolean", None)
     plugin.map_to_openapi_type(schemas.StrictNumber, "number", None)
     plugin.map_to_openapi_type(schemas.StrictInteger, "integer", "int32")
-    plugin.converter.add_attribute_function(_polymorphic_fields)
+    plugin.converter.add_attribute_function(_field_rules)
+    for name, header in HEADERS.items():
+        spec.components.header(name, header)
     for name, schema in COMPONENTS.items():
         spec.components.schema(name, schema=schema)
     for path, operations in OPERATIONS.items():

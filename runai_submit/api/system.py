@@ -6,7 +6,7 @@ from flask import Blueprint, Response
 from .. import __version__, schemas
 from ..metrics import exposition
 from .common import service, state
-from .spec import ok
+from .spec import CLUSTER, responses
 
 blueprint = Blueprint("system", __name__)
 
@@ -40,13 +40,21 @@ def readyz() -> dict:
     return state().readiness()
 
 
+def _operation(operation_id: str, summary: str, answers: dict) -> dict:
+    return {"get": {"operationId": operation_id, "tags": ["system"], "summary": summary, "responses": answers}}
+
+
 OPERATIONS: dict[str, dict[str, dict]] = {
-    "/api/v1/projects": {"get": {"summary": "Projects this service can submit to", "responses": ok("ProjectList")}},
-    "/api/v1/version": {"get": {"summary": "Service and Kubernetes versions", "responses": ok("Version")}},
-    "/healthz": {"get": {"summary": "Liveness", "responses": ok("Health")}},
-    "/readyz": {"get": {"summary": "Readiness: the API server answers", "responses": ok("Health")}},
-    "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
-        "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    "/api/v1/projects": _operation("listProjects", "Projects this service can submit to",
+                                   responses("ProjectList", errors={**CLUSTER})),
+    "/api/v1/version": _operation("getVersion", "Service and Kubernetes versions",
+                                  responses("Version", errors={**CLUSTER})),
+    "/healthz": _operation("liveness", "Liveness: the process answers (the cluster is not asked)",
+                           responses("Health", errors={})),
+    "/readyz": _operation("readiness", "Readiness: the API server answers",
+                          responses("Health", "Ready.", errors={**CLUSTER})),
+    "/metrics": _operation("metrics", "Prometheus metrics",
+                           responses({"type": "string"}, "Prometheus text format", errors={}, content_type="text/plain")),
 }
 
 COMPONENTS = {

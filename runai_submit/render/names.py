@@ -6,12 +6,15 @@ import re
 import secrets
 
 # https://kubernetes.io/docs/concepts/overview/working-with-objects/names/
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# Each is valid in Python and ECMA-262 alike (the OpenAPI document carries them as patterns); apply with
+# fullmatch, since Python's "$" also matches before a trailing newline.
+DNS1035_LABEL = re.compile(r"^[a-z](?:[-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(?:(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# The API server also refuses ".", ".." and a leading ".." for these (validation.IsEnvVarName, IsConfigMapKey).
+ENV_NAME = re.compile(r"^(?:[-_a-zA-Z][-._a-zA-Z0-9]*|\.[-_a-zA-Z0-9][-._a-zA-Z0-9]*)$")
+SECRET_KEY = re.compile(r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$")
 MAX_LABEL = 63
 MAX_SUBDOMAIN = 253
 

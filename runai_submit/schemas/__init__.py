@@ -27,6 +27,7 @@ from .job import (
     VolumeMap,
     VolumeSchema,
     load_job_ref,
+    load_job_refs,
     load_submit_request,
 )
 from .responses import (
@@ -49,5 +50,5 @@ __all__ = [
     "ObjectOrString", "ObjectRefSchema", "PortSchema", "ProjectListSchema", "ProjectSchema", "PvcSchema",
     "Quantity", "StrictBoolean", "StrictInteger", "StrictNumber", "StrictString", "SubmitRequestSchema",
     "SubmitResponseSchema", "VersionSchema", "VolumeMap", "VolumeSchema", "flatten_errors", "load_job_ref",
-    "load_submit_request",
+    "load_job_refs", "load_submit_request",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
 from ..errors import BadRequest, FieldError, PayloadTooLarge, ValidationFailed
 from .fields import escape_pointer
@@ -49,7 +49,7 @@ class BatchRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    jobs = fields.List(fields.Nested(JobSchema), required=True,
+    jobs = fields.List(fields.Nested(JobSchema), required=True, validate=validate.Length(min=1),
                        metadata={"description": "1 to RUNAI_SUBMIT_MAX_BATCH jobs, each as in a single submit"})
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
@@ -17,13 +18,12 @@ from marshmallow import ValidationError, fields, validate
 from ..errors import FieldError
 from ..model import EnvVar
 from ..render import names
-from ..units import duration_seconds, normalize_quantity, quantity_value
+from ..units import DURATION_INPUT, POSITIVE_QUANTITY_INPUT, ZERO_QUANTITY, duration_seconds, normalize_quantity
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 SERVICE_TYPES = ("nodeport", "loadbalancer", "clusterip", "portforward", "ingress")
 NODE_PORT_RANGE = (30000, 32767)
 INT32_MAX = 2**31 - 1  # Kubernetes' int32 fields (backoffLimit, completions, ttlSecondsAfterFinished, ...)
-SECRET_PREFIX = "SECRET:"
 
 MSG_DNS1035 = (
     "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter, "
@@ -32,6 +32,52 @@ MSG_DNS1035 = (
 MSG_DNS1123 = "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
 MSG_SUBDOMAIN = "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"
 MSG_LABEL_VALUE = "must be a label value: letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+
+# Every pattern below is written for both Python's ``re`` and ECMA-262 (the dialect of OpenAPI's ``pattern``):
+# explicit character classes instead of \d, \s and \w, whose meaning differs between the two, and anchors
+# at both ends. The service applies them with ``fullmatch`` so that ``$`` never accepts a trailing newline.
+# Exactly the characters Python's str.isspace() and str.strip() treat as whitespace.
+SPACE_CHARS = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NO_WHITESPACE = re.compile(f"^[^{SPACE_CHARS}]+$")
+ABSOLUTE_PATH = re.compile(r"^/[\s\S]*$")  # [\s\S] is "any character" in both dialects
+# A hostPath: absolute, and no segment is ".." (the API server refuses it: validatePathNoBacktracking).
+_SEGMENT = r"(?:[^/.][^/]*|\.(?:[^/.][^/]*)?|\.\.[^/]+)?"
+HOST_PATH = re.compile(f"^/{_SEGMENT}(?:/{_SEGMENT})*$")
+_SPACES = f"[{SPACE_CHARS}]*"
+SECRET_PREFIX = "SECRET:"
+# An environment value: any string not starting with SECRET:, or SECRET:<secret name>,<key> (spaces around
+# each part are dropped, as str.strip() does).
+ENV_VALUE = re.compile(
+    f"^(?!{SECRET_PREFIX})[\\s\\S]*$|^{SECRET_PREFIX}{_SPACES}{names.DNS1123_SUBDOMAIN.pattern[1:-1]}{_SPACES},"
+    f"{_SPACES}{names.SECRET_KEY.pattern[1:-1]}{_SPACES}$"
+)
+# What ``shlex.split`` (POSIX mode) accepts: every quote closed, no lone trailing backslash.
+SHELL_WORDS = re.compile(r"""^(?:[^'"\\]|\\[\s\S]|'[^']*'|"(?:[^"\\]|\\[\s\S])*")*$""")
+
+
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` that must match the whole value (``re.fullmatch``); apispec documents its pattern."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+# --- rules the OpenAPI document can only state in words ---------------------------------------------
+# OpenAPI 3.0 cannot constrain an object's keys nor relate one field to another. Each such rule is a sentence
+# that starts every error message the service gives for it; the document lists the sentences under the
+# field's ``x-rules`` and in its description, and the fuzzing gate accepts a refusal of schema-valid data only
+# when every error it names starts with one of them.
+RULE_AT_MOST_INT32_SECONDS = f"must be at most {2**31 - 1} seconds"
+RULE_ENV_NAME = ("names must be variable names: letters, digits, '_', '-' and '.', not starting with a digit, "
+                 "not '.' and not starting with '..'")
+RULE_SECRET_NAME_LENGTH = "a secret name and a secret key must each be at most 253 characters"
+RULE_HOST_PATH_KEY = "keys (host paths) must be absolute paths without '..' segments"
+
+# A custom field's OpenAPI shape: ``openapi(ref)`` returns the schema object of what the field accepts
+# (``ref`` turns a nested Schema into a $ref); ``rules`` are its word-only rules (above).
+Ref = Callable[[Any], dict]
 
 
 class StrictBoolean(fields.Field):
@@ -68,7 +114,7 @@ class StrictString(fields.String):
 
 
 class CaseInsensitiveChoice(StrictString):
-    """A string from a fixed set, matched case-insensitively and returned in its canonical spelling."""
+    """A string from a fixed set, matched case-insensitively (ASCII) and returned in its canonical spelling."""
 
     def __init__(self, choices: tuple[str, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -77,47 +123,60 @@ class CaseInsensitiveChoice(StrictString):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return self.canonical[text.lower()]
-        except KeyError:
-            raise ValidationError(f"must be one of {', '.join(self.choices)} (any case)") from None
+        # ASCII only: str.lower() would also fold the Kelvin sign into "k".
+        found = self.canonical.get(text.lower()) if text.isascii() else None
+        if found is None:
+            raise ValidationError(f"must be one of {', '.join(self.choices)} (any case)")
+        return found
+
+    def openapi(self, ref: Ref) -> dict:
+        # OpenAPI's enum is case-sensitive: it lists the canonical spellings (what generated clients send and
+        # what the service answers with); the description says any other case is accepted too.
+        return {"enum": [*self.choices, *([None] if self.allow_none else [])],
+                "x-case-insensitive": True,
+                "description": f"One of {', '.join(self.choices)}; any letter case is accepted and answered in "
+                               "this spelling."}
 
 
-def absolute_path(value: str) -> None:
-    if not value.startswith("/"):
-        raise ValidationError("must be an absolute path")
+absolute_path = FullMatch(ABSOLUTE_PATH, error="must be an absolute path")
+no_whitespace = FullMatch(NO_WHITESPACE, error="must be non-empty and contain no whitespace")
 
 
-def no_whitespace(value: str) -> None:
-    if not value or any(ch.isspace() for ch in value):
-        raise ValidationError("must be non-empty and contain no whitespace")
-
-
-def name_rule(pattern: Any, message: str, max_length: int) -> validate.Validator:
-    return validate.And(
+def name_rule(pattern: re.Pattern, message: str, max_length: int) -> list[validate.Validator]:
+    """A length and a pattern, both reported when both fail, both in the OpenAPI document."""
+    return [
         validate.Length(min=1, max=max_length, error=f"must be 1 to {max_length} characters"),
-        validate.Regexp(pattern, error=message),
-    )
+        FullMatch(pattern, error=message),
+    ]
 
 
 class Quantity(StrictString):
-    """A Kubernetes quantity; "3GB"-style decimal byte suffixes are normalised to "3G"."""
+    """A Kubernetes quantity more than zero; "3GB"-style decimal byte suffixes are normalised to "3G"."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            text = normalize_quantity(text)
+            return normalize_quantity(text)
         except ValueError:
+            if ZERO_QUANTITY.fullmatch(text):
+                raise ValidationError("must be greater than 0") from None
             raise ValidationError("must be a quantity such as 512Mi, 4Gi, 3G or 3GB") from None
-        if quantity_value(text) <= 0:
-            raise ValidationError("must be greater than 0")
-        return text
+
+    def openapi(self, ref: Ref) -> dict:
+        return {"pattern": POSITIVE_QUANTITY_INPUT.pattern, "example": "4Gi"}
 
 
 class Command(fields.Field):
     """A string (split like a POSIX shell) or an array of strings."""
 
     default_error_messages = {"invalid": "must be a string or an array of strings"}
+
+    def openapi(self, ref: Ref) -> dict:
+        return {"oneOf": [
+            {"type": "string", "pattern": SHELL_WORDS.pattern,
+             "description": "split into words as a POSIX shell would: every quote closed"},
+            {"type": "array", "items": {"type": "string"}},
+        ]}
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> tuple:
         if isinstance(value, str):
@@ -137,6 +196,14 @@ class Duration(fields.Field):
     """Integer seconds, or a Go duration string with an optional ``d`` unit."""
 
     default_error_messages = {"invalid": "must be a duration such as 90s, 1h30m or 2d, or whole seconds"}
+    rules = (RULE_AT_MOST_INT32_SECONDS,)
+
+    def openapi(self, ref: Ref) -> dict:
+        return {"oneOf": [
+            {"type": "string", "pattern": DURATION_INPUT.pattern, "example": "1h30m",
+             "description": "Go duration syntax plus d for days; rounded to whole seconds, half away from zero"},
+            {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
+        ]}
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
         if isinstance(value, bool):
@@ -146,8 +213,10 @@ class Duration(fields.Field):
         if isinstance(value, int):
             seconds = value
         elif isinstance(value, str):
+            if value.startswith("-"):
+                raise ValidationError("must be 0 or more (a duration or whole seconds)")
             try:
-                seconds = duration_seconds(value.strip())
+                seconds = duration_seconds(value)
             except ValueError:
                 raise self.make_error("invalid") from None
         else:
@@ -155,7 +224,7 @@ class Duration(fields.Field):
         if seconds < 0:
             raise ValidationError("must be 0 or more (a duration or whole seconds)")
         if seconds > INT32_MAX:
-            raise ValidationError(f"must be at most {INT32_MAX} seconds")
+            raise ValidationError(RULE_AT_MOST_INT32_SECONDS)
         return seconds
 
 
@@ -163,6 +232,15 @@ class Environment(fields.Field):
     """A map of variable name to string, number or boolean; ``SECRET:<name>,<key>`` reads a secret."""
 
     default_error_messages = {"invalid": "must be an object of variable names to values"}
+    rules = (RULE_ENV_NAME, RULE_SECRET_NAME_LENGTH)
+
+    def openapi(self, ref: Ref) -> dict:
+        return {"type": "object", "additionalProperties": {"oneOf": [
+            {"type": "string", "pattern": ENV_VALUE.pattern,
+             "description": "a literal value, or SECRET:<secret name>,<key> for a key of a secret"},
+            {"type": "number"},
+            {"type": "boolean"},
+        ]}}
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> tuple:
         if not isinstance(value, dict):
@@ -171,8 +249,8 @@ class Environment(fields.Field):
         errors: dict[str, list[str]] = {}
         for key, raw in value.items():
             problems = []
-            if not names.ENV_NAME.match(key):
-                problems.append("is not a valid variable name (letters, digits, '_', '-', '.'; not starting with a digit)")
+            if not names.ENV_NAME.fullmatch(key):
+                problems.append(RULE_ENV_NAME)
             if isinstance(raw, str):
                 variable = _secret_or_literal(key, raw, problems)
             elif isinstance(raw, (bool, int, float)) and (isinstance(raw, bool) or math.isfinite(raw)):
@@ -198,10 +276,15 @@ def _secret_or_literal(key: str, raw: str, problems: list[str]) -> EnvVar | None
     if not (secret and secret_key):
         problems.append("must be SECRET:<secret name>,<key>")
         return None
-    if len(secret) > names.MAX_SUBDOMAIN or not names.DNS1123_SUBDOMAIN.match(secret):
+    if not names.DNS1123_SUBDOMAIN.fullmatch(secret):
         problems.append(f"secret name {secret!r} {MSG_SUBDOMAIN}")
-    if not names.SECRET_KEY.match(secret_key):
-        problems.append(f"secret key {secret_key!r} may hold only letters, digits, '-', '_' and '.'")
+    elif len(secret) > names.MAX_SUBDOMAIN:
+        problems.append(f"{RULE_SECRET_NAME_LENGTH} ({len(secret)})")
+    if not names.SECRET_KEY.fullmatch(secret_key):
+        problems.append(f"secret key {secret_key!r} may hold only letters, digits, '-', '_' and '.', "
+                        "and may not start with '..'")
+    elif len(secret_key) > names.MAX_SUBDOMAIN:
+        problems.append(f"{RULE_SECRET_NAME_LENGTH} ({len(secret_key)})")
     return EnvVar(name=key, secret_name=secret, secret_key=secret_key)
 
 
