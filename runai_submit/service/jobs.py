@@ -19,8 +19,10 @@ class Jobs(ServiceBase):
         if user:
             selector += f",runai/user={label_safe(user)}"
         namespace = self._existing_namespace(project) if project else None
-        workloads = self.cluster.list(self.cluster.workload_kind(), namespace, label_selector=selector)
-        views = self._job_views(workloads, selector)
+        kind = self.cluster.workload_kind()
+        workloads = self.cluster.list(kind, namespace, label_selector=selector)
+        # The items of a built-in kind's list carry no "kind" (a custom resource's do): say it ourselves.
+        views = self._job_views([{"kind": kind.kind, **workload} for workload in workloads], selector)
         if user:
             # The label is a lossy form of the user name; the annotation is exact.
             views = [view for view in views if view["user"] == user]
