@@ -43,6 +43,7 @@ RUNAIJOB_CRD = Path(__file__).resolve().parent / "crds" / "runaijob.yaml"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 # On every object the tests put into a cluster beyond their own namespaces, so that they know what is theirs.
 TEST_LABELS = {"app.kubernetes.io/managed-by": "runai-submit-tests"}
+KIT_START_ATTEMPTS = 2
 # Generous bounds that only catch a hang; the control plane answers in milliseconds.
 WAIT_SECONDS = 60.0
 
@@ -221,9 +222,18 @@ def _client(kubeconfig: str) -> kubernetes.client.ApiClient:
 
 def start_kit(directory: Path) -> RealCluster:
     """Start the kit in ``directory`` (fresh) and connect as admin; raises with the kit's own output."""
-    result = subprocess.run([str(KIT / "start"), str(directory)], capture_output=True, text=True, timeout=180)
-    if result.returncode != 0:
-        raise RuntimeError(f"{KIT / 'start'} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    failures = []
+    for _attempt in range(KIT_START_ATTEMPTS):
+        result = subprocess.run([str(KIT / "start"), str(directory)], capture_output=True, text=True, timeout=180)
+        if result.returncode == 0:
+            break
+        failures.append(f"{KIT / 'start'} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        # On a loaded machine a component has been seen to exit during start-up with an empty log; the kit
+        # stops what it started, and a purge leaves the folder as new for one more try.
+        if (KIT / "stop").is_file():
+            subprocess.run([str(KIT / "stop"), "--purge", str(directory)], capture_output=True, timeout=60)
+    else:
+        raise RuntimeError("\n".join(failures))
     env = {}
     for line in (directory / "env").read_text().splitlines():
         if line.startswith("export "):
