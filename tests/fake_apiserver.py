@@ -2410,17 +2410,20 @@ class FakeApiServer(_Identities):
     def _delete_options(self, query: dict[str, str], body: bytes) -> dict:
         opts: dict[str, Any] = {}
         if body.strip():
+            # As the real handler (apiserver/pkg/endpoints/handlers/delete.go): with a DeleteOptions body the
+            # query parameters are not read at all, so ?propagationPolicy= beside a body is silently ignored.
             try:
                 parsed = json.loads(body)
             except ValueError as e:
                 raise _bad_request(f"json parse error: {e}") from None
             if isinstance(parsed, dict):
                 opts.update(parsed)
-        for k in ("propagationPolicy", "dryRun", "gracePeriodSeconds"):
-            if k in query:
-                opts[k] = query[k]
-        if "orphanDependents" in query:
-            opts["orphanDependents"] = query["orphanDependents"].lower() == "true"
+        else:
+            for k in ("propagationPolicy", "dryRun", "gracePeriodSeconds"):
+                if k in query:
+                    opts[k] = query[k]
+            if "orphanDependents" in query:
+                opts["orphanDependents"] = query["orphanDependents"].lower() == "true"
         dry = opts.get("dryRun")
         if isinstance(dry, list):
             dry = dry[0] if dry else None

@@ -50,6 +50,10 @@ Differences this table found, all fixed in the fake:
     the body is read).
 20. A failed delete precondition: "Operation cannot be fulfilled on ConfigMap "rec": the UID in the
     precondition (...) does not match the UID in record (...)", details naming the kind, not the resource.
+22. (the lead, while making delete uid-safe) A DELETE with a DeleteOptions body reads no query parameters at
+    all: ``?propagationPolicy=Background`` beside a body is ignored, so a batch Job takes the default (orphan:
+    the answer carries the ``orphan`` finalizer and the Warning) and keeps its dependents. The fake merged
+    the query over the body.
 21. A merge patch is decoded and validated like a create; a Job's spec errors come twice (ValidateJob, then
     ValidateJobUpdate) and once in the message; a mistyped patch is a 422 "patch: Invalid value"; a RunaiJob
     without status gets none from a patch.
@@ -336,6 +340,12 @@ CASES = [
         post(JOBS, job("owner"), view="code"),
         post(SERVICES, owned(service("dep"), JOBS + "/owner"), view="code"),
         delete(JOBS + "/owner", {"propagationPolicy": "Orphan"}, view="meta"),
+        gone(JOBS + "/owner"), get(SERVICES + "/dep", view="meta")]),
+    Case("a DeleteOptions body hides the query", [
+        post(JOBS, job("owner"), view="code"),
+        post(SERVICES, owned(service("dep"), JOBS + "/owner"), view="code"),
+        Step("DELETE", JOBS + "/owner", {"apiVersion": "v1", "kind": "DeleteOptions"},
+             {"propagationPolicy": "Background"}, view="meta"),
         gone(JOBS + "/owner"), get(SERVICES + "/dep", view="meta")]),
     Case("dangling owner is collected", [
         post(SERVICES, service("dep") | {"metadata": {"name": "dep", "ownerReferences": [

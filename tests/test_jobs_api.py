@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from runai_submit import __version__
+from runai_submit.cluster.kinds import KINDS
 from tests.conftest import MAXIMAL_JOB, SEED_JOB, TEAM_A, TEAM_B, make_app, submit
 
 USER = {"RA-USER": "john"}
@@ -287,7 +288,8 @@ def test_delete_after_submit_leaves_nothing_but_the_pvcs(env, path):
     response = env.delete([{"name": "maximal", "project": "team-a"}], path=path)
 
     assert response.status_code == 200, response.json
-    assert response.json == [{"name": "maximal", "project": "team-a", "ok": True, "error": None, "deleted": [f"{env.kind} maximal"]}]
+    assert response.json == [{"name": "maximal", "project": "team-a", "ok": True, "error": None,
+                              "deleted": [f"{env.kind} maximal", "Service maximal", "Ingress maximal"]}]
     assert env.left() == [("PersistentVolumeClaim", "pvc-maximal-0")]
 
 
@@ -301,7 +303,8 @@ def test_delete_with_delete_pvcs_leaves_nothing_and_keeps_other_jobs(env):
     assert response.status_code == 200, response.json
     (result,) = response.json
     assert result["ok"] is True
-    assert sorted(result["deleted"]) == sorted([f"{env.kind} maximal", "PersistentVolumeClaim pvc-maximal-0"])
+    assert result["deleted"] == [f"{env.kind} maximal", "Service maximal", "Ingress maximal",
+                                 "PersistentVolumeClaim pvc-maximal-0"]
     assert env.left() == [item for item in keeper_before if item[1] in ("keeper", "pvc-keeper-0")]
     assert env.left() == sorted([(env.kind, "keeper"), ("PersistentVolumeClaim", "pvc-keeper-0"),
                                  ("Service", "keeper"), ("Ingress", "keeper")])
@@ -314,16 +317,32 @@ def test_delete_pvcs_false_keeps_them(env):
     assert env.left() == [("PersistentVolumeClaim", "pvc-maximal-0")]
 
 
-def test_delete_cascades_to_service_and_ingress_in_a_labelled_namespace(env):
+def test_delete_removes_service_and_ingress_in_a_labelled_namespace(env):
     env.submit({**SEED_JOB, "name": "web", "project": "team-b", "ports": [8080], "serviceType": "ingress"})
     assert env.left() == sorted([(env.kind, "web"), ("Service", "web"), ("Ingress", "web")])
 
     response = env.delete([{"name": "web", "project": "team-b"}])
 
-    assert response.json == [{"name": "web", "project": "team-b", "ok": True, "error": None, "deleted": [f"{env.kind} web"]}]
-    assert env.left() == []
-    deletes = [(method, path) for method, path, _ in env.fake.requests if method == "DELETE"]
-    assert len(deletes) == 1 and f"/namespaces/{TEAM_B}/" in deletes[0][1]
+    assert response.json == [{"name": "web", "project": "team-b", "ok": True, "error": None,
+                              "deleted": [f"{env.kind} web", "Service web", "Ingress web"]}]
+    # gone when the answer comes, without waiting for the garbage collector
+    assert env.fake.objects("Service") == [] and env.fake.objects("Ingress") == []
+    deletes = [path.split("?")[0] for method, path, _ in env.fake.requests if method == "DELETE"]
+    assert [path.rsplit("/", 2)[-2:] for path in deletes] == [
+        [KINDS[env.kind].plural, "web"], ["services", "web"], ["ingresses", "web"]]
+    assert all(f"/namespaces/{TEAM_B}/" in path for path in deletes)
+
+
+def test_delete_leaves_a_service_of_the_same_name_that_the_job_does_not_own(env):
+    env.submit({**SEED_JOB, "name": "web", "project": "team-b"})
+    cluster = env.client.application.extensions["runai_submit"].cluster
+    cluster.create(TEAM_B, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                            "spec": {"ports": [{"port": 80}]}})  # someone else's, by chance of the same name
+
+    response = env.delete([{"name": "web", "project": "team-b"}])
+
+    assert response.json[0]["deleted"] == [f"{env.kind} web"]
+    assert [s["metadata"]["name"] for s in env.fake.objects("Service")] == ["web"]
 
 
 def test_delete_reports_each_item_and_one_failure_does_not_stop_the_others(env):

@@ -49,7 +49,7 @@ def test_list_get_delete_and_projects(real_cluster, real_project, real_workload)
 
     assert gone.json == [{"name": "alpha", "project": project, "ok": True, "error": None,
                           "deleted": [f"{real_workload.kind} alpha", "PersistentVolumeClaim pvc-alpha-0"]}]
-    assert kept.json[0]["ok"] is True and kept.json[0]["deleted"] == [f"{real_workload.kind} beta"]
+    assert kept.json[0]["ok"] is True and kept.json[0]["deleted"] == [f"{real_workload.kind} beta"]  # no Service
     assert client.get(f"/api/v1/job/{project}/alpha").status_code == 404
     assert client.get(f"/api/job?project={project}").json["data"] == []
     # the claim asked for goes (once no pod uses it); the other one outlives its job
@@ -62,20 +62,34 @@ def test_list_get_delete_and_projects(real_cluster, real_project, real_workload)
 
 def test_the_garbage_collector_removes_service_and_ingress_after_the_workload(real_cluster, real_project,
                                                                                real_workload):
+    """Whoever deletes the workload (kubectl, a controller), its owner references let the cluster collect the rest."""
     project, namespace = real_project
     client = make_real_app(real_cluster, real_workload).test_client()
     job = {**SEED_JOB, "project": project, "name": "web", "ports": [8080], "serviceType": "ingress"}
     assert submit(client, job).status_code == 200
     assert real_cluster.exists(SERVICES.format(ns=namespace) + "/web")
 
-    response = delete_jobs(client, [{"name": "web", "project": project}])
+    assert real_cluster.delete(real_workload.path(namespace, "web"), query={"propagationPolicy": "Background"})
 
-    assert response.json[0]["deleted"] == [f"{real_workload.kind} web"]   # the service deleted one object
     # A CRD installed moments ago is known to the collector only after its next resync (up to ~30 s).
     kube_kit.wait_until(lambda: not real_cluster.exists(SERVICES.format(ns=namespace) + "/web")
                         and not real_cluster.exists(INGRESSES.format(ns=namespace) + "/web"),
                         "the garbage collector to remove the Service and the Ingress")
-    assert not real_cluster.exists(real_workload.path(namespace, "web"))
+
+
+def test_a_deleted_job_can_be_submitted_again_at_once_under_its_name(real_cluster, real_project, real_workload):
+    """The service deletes the Service and Ingress itself, so their names are free when the answer comes."""
+    project, namespace = real_project
+    client = make_real_app(real_cluster, real_workload).test_client()
+    job = {**SEED_JOB, "project": project, "name": "again", "ports": [8080], "serviceType": "ingress"}
+    assert submit(client, job).status_code == 200
+
+    for _ in range(3):
+        response = delete_jobs(client, [{"name": "again", "project": project}])
+        assert response.json[0]["deleted"] == [f"{real_workload.kind} again", "Service again", "Ingress again"]
+        assert not real_cluster.exists(SERVICES.format(ns=namespace) + "/again")
+        resubmitted = submit(client, job)
+        assert resubmitted.status_code == 200, resubmitted.json
 
 
 def test_the_job_controller_makes_the_pod_of_a_batch_job(real_cluster, real_project, real_workload):
