@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: run test bench live fuzz clean venv
+.PHONY: run test bench fuzz clean venv
 
 venv: $(STAMP)
 
@@ -20,7 +20,8 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py setup.cfg
 run: $(STAMP)
 	RUNAI_SUBMIT_PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-## Run the whole test suite against the fake API server (no cluster needed).
+## Run the whole test suite: the fake API server, and a real control plane when one can be had
+## (RUNAI_SUBMIT_TEST_KUBECONFIG, else ../shared/kube started for the run; skipped otherwise).
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -39,10 +40,6 @@ fuzz: $(STAMP)
 	RUNAI_SUBMIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) RUNAI_SUBMIT_FUZZ_BACKENDS=fake,real \
 	  RUNAI_SUBMIT_FUZZ_REPORT=fuzz-report/fuzz $(PY) -m pytest tests/test_openapi_fuzz.py -o timeout=0 \
 	  $(PYTEST_ARGS); status=$$?; $(PY) -m tests.fuzzing fuzz-report/fuzz.*.json; exit $$status
-
-## Live tests against a real cluster: RUNAI_SUBMIT_TEST_KUBECONFIG=~/.kube/config make live
-live: $(STAMP)
-	$(PY) -m pytest -m live $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) offline-cluster fuzz-report *.egg-info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,10 @@ def submit(client, job: dict, *, user: str = "john", query: str = ""):
 
 @pytest.fixture(scope="session")
 def real_cluster(tmp_path_factory):
-    """A real API server: RUNAI_SUBMIT_TEST_KUBECONFIG, else ../shared/kube started here, else skip."""
+    """A real API server: RUNAI_SUBMIT_TEST_KUBECONFIG, else ../shared/kube started here, else skip.
+
+    A kit that is present but fails to start is an error, not a skip: CI must not pass without its cluster.
+    """
     cluster = kube_kit.connect_env()
     if cluster is not None:
         yield cluster
@@ -123,13 +127,48 @@ def real_project(real_cluster):
     real_cluster.delete_namespace(namespace)
 
 
-def make_real_app(real_cluster, **settings):
+@dataclass(frozen=True)
+class Workload:
+    """The workload kind a real-cluster test runs with, and the settings that make the service choose it."""
+
+    kind: str
+    api_version: str
+    plural: str
+    settings: dict
+
+    def path(self, namespace: str, name: str = "") -> str:
+        root = f"/apis/{self.api_version}/namespaces/{namespace}/{self.plural}"
+        return f"{root}/{name}" if name else root
+
+
+@pytest.fixture(scope="module", params=["RunaiJob", "Job"])
+def real_workload(request, real_cluster):
+    """Each kind in turn, the way a cluster gets it: with the RunaiJob CRD installed (the service discovers
+    run.ai/v1), then without it (batch/v1 Job). Module-scoped, so the CRD exists only while its tests run.
+
+    The service discovers the kind once per process: build the app inside the test (``make_real_app``).
+    """
+    if request.param == "RunaiJob":
+        ours = real_cluster.install_crd()
+        try:
+            yield Workload("RunaiJob", "run.ai/v1", "runaijobs", {})
+        finally:
+            if ours:
+                real_cluster.remove_crd()
+        return
+    # A cluster you provide may have Run:AI's own CRD, which the tests must not remove: name the kind then.
+    foreign_crd = real_cluster.serves("run.ai/v1", "runaijobs")
+    yield Workload("Job", "batch/v1", "jobs", {"workload_kind": "Job"} if foreign_crd else {})
+
+
+def make_real_app(real_cluster, workload: Workload | None = None, **settings):
     """The app against the real cluster, as admin unless ``settings`` say otherwise."""
     config = {
         "backend": "kubeconfig",
         "kubeconfig": real_cluster.kubeconfig,
         "scheduler_name": "default-scheduler",
         "namespace_cache_seconds": 0.0,  # tests create projects as they go
+        **(workload.settings if workload else {}),
         **settings,
     }
     return create_app(config)

@@ -1,41 +1,56 @@
-"""A faithful-enough fake Kubernetes API server for tests and benchmarks.
+"""A faithful fake Kubernetes API server for tests and benchmarks.
 
 It speaks the real REST/JSON protocol (so the official ``kubernetes`` client
 talks to it unmodified) for the handful of resources runai-submit uses:
 Namespaces, batch/v1 Jobs, run.ai/v1 RunaiJobs, Services, PersistentVolumeClaims,
 networking.k8s.io/v1 Ingresses and ConfigMaps (create / get / list / delete).
 
+The reference is kube-apiserver **v1.28**, the control plane of ``../shared/kube``:
+tests/test_fake_vs_real.py sends the same requests to both and compares the answers
+(the list of differences found and fixed is at the top of that module).  When the
+two disagree, the real server is right: fix the fake and add the case to the table.
+
 What it reproduces from the real kube-apiserver:
 
 * ``Status`` bodies for every error (401, 400, 404, 405, 409, 422, ...) with the
-  same reasons, messages and ``details`` shapes;
-* schema validation (kubernetes-validate strict schemas for v1.37; a RunaiJob is
-  checked against the Job schema) plus the semantic rules of the real server
-  that matter for this project: name formats, label syntax, pod template rules
-  (containers need an image, Job restartPolicy, extended resources such as
-  ``nvidia.com/gpu`` must be whole numbers with limits), Service ports and
-  node-port allocation, PVC access modes/storage, Ingress paths;
-* defaulting (Job selector/labels/backoffLimit..., Service clusterIP/nodePorts,
-  PVC protection finalizer, Namespace ``kubernetes.io/metadata.name`` label);
-* ``generateName``, ``dryRun=All``, label and field selectors;
-* deletion like the API server + garbage collector: dependents (by
-  ``ownerReferences`` uid) are deleted for Background/Foreground propagation,
-  un-owned for Orphan; **batch/v1 Jobs default to Orphan** exactly like the
-  real server (with its ``Warning`` header) -- pass
-  ``propagation_policy="Background"`` to cascade.  When the deletion would
-  leave a finalizer pending (Orphan, Foreground, PVCs, Namespaces) the real
-  server answers with the object itself (``deletionTimestamp`` set) instead of a
-  ``Status``, and Services/PVCs always answer with the deleted object (their
-  registries return it; the v37 client deserialises V1Service/V1PersistentVolumeClaim);
-  so does this fake, then it finishes the deletion at once (it plays the
-  controllers' part).  Objects with finalizers of your own stay, marked for deletion.
+  same reasons, messages and ``details`` shapes, and the plain-text 404 of paths
+  no API group serves;
+* decoding: a wrong JSON type is a 400 with Go's unmarshal message; an unknown
+  field is dropped with a ``Warning`` (``fieldValidation=Warn``, the default), or
+  refused with ``Strict`` (from the v1.28 OpenAPI schemas of kubernetes-validate);
+* validation in the real order with the real paths and messages, for the fields
+  that matter here: names, labels, annotations, pod templates (containers, env,
+  ports, volumes and mounts, resources, ``nvidia.com/gpu`` whole and with limits,
+  Job restartPolicy), Services (ports, types, node ports), PVCs, Ingresses;
+* defaulting (Job selector and pod labels, backoffLimit..., Service clusterIP and
+  node ports allocated before validation, PVC protection finalizer, Namespace
+  ``kubernetes.io/metadata.name`` label);
+* RunaiJob as the custom resource of ``tests/crds/runaijob.yaml``: spec kept as
+  sent, status a subresource (never set by a create), unstructured list items;
+* ``generateName``, ``dryRun=All``, label selectors (a port of the Go parser,
+  messages included) and the field selectors each kind supports;
+* deletion and the controllers: an object with finalizers (orphan,
+  foregroundDeletion, pvc-protection, your own) is answered and kept, marked for
+  deletion; **batch/v1 Jobs default to Orphan** like the real server (with its
+  ``Warning`` header) -- pass ``propagation_policy="Background"`` to cascade.
+  A moment later (``controller_delay``, or at once with ``run_controllers()``) the
+  garbage collector deletes dependents whose owners are all gone, including owners
+  that never existed, handles the orphan and foreground finalizers, the
+  pvc-protection controller releases unused claims, and the namespace controller
+  empties a Terminating namespace (which refuses new content meanwhile).  Tests
+  that look at what a delete leaves call ``run_controllers()`` first.
 * identities (issue 9): bearer tokens (``add_user``; the server's own token is ``system:admin`` in
   ``system:masters`` unless redefined), ``Impersonate-User``/``Impersonate-Group`` (the requester needs the
   ``impersonate`` verb on users/groups), SelfSubjectReview, SelfSubjectAccessReview, SubjectAccessReview and
   a small RBAC table (``grant``), with the real server's 401/403 bodies; ``callers`` records who made each call;
-* ``validate=False`` skips schema and semantic checks (only a name is required).
+* Pod Security Admission's Warning header on batch/v1 Jobs (policy): see ``_psa_violations``;
+* ``validate=False`` skips decoding and semantic checks (only a name is required).
 * a delayed request is still carried out after its delay, even if the client gave
   up meanwhile -- like a slow real server.
+
+Not modelled (a real cluster or fault injection stands in): PUT, PATCH and watch,
+RBAC, admission (ResourceQuota, Pod Security, webhooks), managedFields, pods and
+the Job controller; discovery lists only the verbs served here.
 
 Plus test helpers: fault injection, delays, refusing connections.
 
@@ -76,7 +91,7 @@ import yaml
 
 __all__ = ["FakeApiServer", "FaultSpec", "main"]
 
-SCHEMA_VERSION = "1.37.0"
+SCHEMA_VERSION = "1.28.0"  # the control plane of ../shared/kube, which the tests compare with
 
 # --------------------------------------------------------------------------------------
 # Resource catalogue
@@ -150,6 +165,7 @@ class _ApiError(Exception):
         self.code = code
         self.body = _status_body(code, reason, message, details)
         self.headers = dict(headers or {})
+        self.raw: bytes | None = None
 
 
 def _status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
@@ -162,7 +178,7 @@ def _status_body(code: int, reason: str, message: str, details: dict | None = No
 
 
 def _details(res: _Resource, name: str, kind: str | None = None) -> dict:
-    d: dict[str, Any] = {"name": name}
+    d: dict[str, Any] = {"name": name} if name else {}   # omitempty, like the Go struct
     if res.group:
         d["group"] = res.group
     d["kind"] = kind if kind is not None else res.plural
@@ -187,8 +203,37 @@ def _bad_request(message: str) -> _ApiError:
     return _ApiError(400, "BadRequest", message)
 
 
+def _namespace_terminating(res: "_Resource", ns: str, name: str) -> _ApiError:
+    """NamespaceLifecycle admission: nothing new in a namespace that is being deleted."""
+    details = _details(res, name)
+    details["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated",
+                          "field": "metadata.namespace"}]
+    subject = f'{res.qualified} "{name}"' if name else res.qualified
+    return _ApiError(403, "Forbidden", f"{subject} is forbidden: unable to create new content in namespace {ns} "
+                     "because it is being terminated", details)
+
+
+def _options_invalid(kind: str, fld: str, err: "_FieldErr") -> _ApiError:
+    """A bad query option: ``CreateOptions.meta.k8s.io "" is invalid: dryRun: ...``."""
+    return _ApiError(422, "Invalid", f'{kind}.meta.k8s.io "" is invalid: {fld}: {err.message}',
+                     {"group": "meta.k8s.io", "kind": kind,
+                      "causes": [{"reason": err.reason, "message": err.message, "field": err.field}]})
+
+
+def _warning(text: str) -> str:
+    """One ``Warning`` header value as the real server writes it (code 299, no agent)."""
+    return "299 - " + json.dumps(text)
+
+
 def _path_not_found() -> _ApiError:
     return _ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def _page_not_found() -> _ApiError:
+    """A path no API group serves: the Go mux's plain-text 404, not a Status."""
+    error = _ApiError(404, "NotFound", "404 page not found")
+    error.raw = b"404 page not found\n"
+    return error
 
 
 def _method_not_allowed(extra: str = "") -> _ApiError:
@@ -244,8 +289,8 @@ def _fe_not_found(fld: str, value: Any) -> _FieldErr:
 
 
 def _invalid(res: _Resource, name: str, errs: list[_FieldErr]) -> _ApiError:
-    parts = [f"{e.field}: {e.message}" if e.field else e.message for e in errs]
-    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    parts = list(dict.fromkeys(f"{e.field}: {e.message}" if e.field else e.message for e in errs))
+    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"   # ToAggregate drops repeats
     details = _details(res, name, kind=res.kind)
     details["causes"] = [{"reason": e.reason, "message": e.message, "field": e.field} for e in errs]
     return _ApiError(422, "Invalid", f'{res.qualified_kind} "{name}" is invalid: {summary}', details)
@@ -413,38 +458,74 @@ def _overcommit_allowed(name: str) -> bool:
     return _is_native_resource(name) and not name.startswith("hugepages-")
 
 
+_STANDARD_RESOURCES = {"cpu", "memory", "ephemeral-storage", "storage", "requests.cpu", "requests.memory",
+                       "requests.ephemeral-storage", "requests.storage", "limits.cpu", "limits.memory",
+                       "limits.ephemeral-storage", "pods", "services", "replicationcontrollers", "resourcequotas",
+                       "secrets", "persistentvolumeclaims", "configmaps", "services.nodeports",
+                       "services.loadbalancers"}
+
+
+def _go_quantity(raw: Any) -> str:
+    """How v1.28 prints a resource.Quantity value in a field error (Go's %#v of the struct), for plain
+    decimals such as "0.5"; other forms are shown quoted."""
+    m = re.fullmatch(r"([0-9]*)\.([0-9]+)|([0-9]+)", str(raw))
+    if not m:
+        return json.dumps(str(raw))
+    whole, fraction = (m.group(1) or "", m.group(2)) if m.group(2) else (m.group(3), "")
+    value = int((whole + fraction) or "0")
+    return (f"resource.Quantity{{i:resource.int64Amount{{value:{value}, scale:{-len(fraction)}}}, "
+            'd:resource.infDecAmount{Dec:(*inf.Dec)(nil)}, s:"", Format:"DecimalSI"}')
+
+
+def _resource_name_errs(name: str, f: str) -> list[_FieldErr]:
+    """validateContainerResourceName of v1.28."""
+    errs = [_fe_invalid(f, name, m) for m in _qualified_name_errs(name)]
+    if errs:
+        return errs
+    if "/" not in name:
+        if name not in _STANDARD_RESOURCES and not name.startswith("hugepages-"):
+            errs.append(_fe_invalid(f, name, "must be a standard resource type or fully qualified"))
+        if name not in _STANDARD_CONTAINER_RESOURCES and not name.startswith("hugepages-"):
+            errs.append(_fe_invalid(f, name, "must be a standard resource for containers"))
+    return errs
+
+
 def _validate_resource_requirements(rr: Any, fld: str) -> list[_FieldErr]:
+    """ValidateResourceRequirements of v1.28: every limit, then every request (compared with its limit)."""
     errs: list[_FieldErr] = []
     if not isinstance(rr, dict):
         return errs
-    limits = rr.get("limits") or {}
-    requests = rr.get("requests") or {}
-    lim_vals: dict[str, decimal.Decimal] = {}
-    for section, values, out in (("limits", limits, lim_vals), ("requests", requests, None)):
-        for name, raw in values.items():
-            f = f"{fld}.{section}[{name}]"
-            if "/" not in name and name not in _STANDARD_CONTAINER_RESOURCES and not name.startswith("hugepages-"):
-                errs.append(_fe_invalid(f, name, "must be a standard resource for containers"))
-            elif "/" in name:
-                errs.extend(_fe_invalid(f, name, m) for m in _qualified_name_errs(name))
-            q = _parse_quantity(raw)
-            if q is None:
-                continue  # reported by _check_quantities as a decoding error
-            if q < 0:
-                errs.append(_fe_invalid(f, str(raw), "must be greater than or equal to 0"))
-            if not _is_native_resource(name) and q != q.to_integral_value():
-                errs.append(_fe_invalid(f, str(raw), "must be an integer"))
-            if out is not None:
-                out[name] = q
+    limits = _dl(rr.get("limits"))
+    requests = _dl(rr.get("requests"))
+
+    def quantity_errs(name: str, raw: Any, f: str) -> list[_FieldErr]:
+        q = _parse_quantity(raw)
+        if q is None:
+            return []   # reported at decoding (400)
+        out = []
+        if q < 0:
+            out.append(_fe_invalid(f, str(raw), "must be greater than or equal to 0"))
+        if not _is_native_resource(name) and q != q.to_integral_value():
+            out.append(_FieldErr(f, "FieldValueInvalid", f"Invalid value: {_go_quantity(raw)}: must be an integer"))
+        return out
+
+    for name, raw in limits.items():
+        f = f"{fld}.limits[{name}]"
+        errs += _resource_name_errs(name, f) + quantity_errs(name, raw, f)
     for name, raw in requests.items():
+        f = f"{fld}.requests[{name}]"
+        errs += _resource_name_errs(name, f) + quantity_errs(name, raw, f)
         q = _parse_quantity(raw)
         if q is None:
             continue
-        if name in lim_vals:
-            if q != lim_vals[name] and not _overcommit_allowed(name):
+        if name in limits:
+            limit = _parse_quantity(limits[name])
+            if limit is None:
+                continue
+            if q != limit and not _overcommit_allowed(name):
                 errs.append(_fe_invalid(f"{fld}.requests", str(raw),
                                         f"must be equal to {name} limit of {limits[name]}"))
-            elif q > lim_vals[name]:
+            elif q > limit:
                 errs.append(_fe_invalid(f"{fld}.requests", str(raw),
                                         f"must be less than or equal to {name} limit of {limits[name]}"))
         elif not _overcommit_allowed(name):
@@ -477,7 +558,7 @@ def _iter_quantities(obj: dict) -> list[Any]:
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     kind = obj.get("kind")
     pod_specs = []
-    if kind in ("Job", "RunaiJob"):
+    if kind == "Job":   # a RunaiJob's spec is kept as sent (the CRD preserves unknown fields)
         tmpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
         if isinstance(tmpl.get("spec"), dict):
             pod_specs.append(tmpl["spec"])
@@ -498,20 +579,32 @@ def _iter_quantities(obj: dict) -> list[Any]:
 
 
 # --------------------------------------------------------------------------------------
-# Schema validation (kubernetes-validate, cached)
+# Decoding (what the real server's JSON decoder does before any validation)
 # --------------------------------------------------------------------------------------
 
+# The RunaiJob CRD of tests/crds/runaijob.yaml: spec and status are kept as sent
+# (x-kubernetes-preserve-unknown-fields), so only metadata is typed.
+_RUNAIJOB_ROOT = {"type": "object", "properties": {
+    "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+    "metadata": {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
+    "spec": {}, "status": {}}}
+_FIELD_VALIDATION = ("", "Ignore", "Strict", "Warn")
 
-class _SchemaCache:
-    """Builds, once per (apiVersion, kind), the same Draft 2020-12 validator that
-    ``kubernetes_validate.validate(obj, "1.37.0", strict=True)`` builds on every call
-    (same schema files, same registry, same validator class, no format checker)."""
+
+class _Decoder:
+    """The real server's decoding of a JSON body into its Go struct, from the v1.28 OpenAPI schemas
+    (kubernetes-validate's copy): a value of the wrong JSON type fails the whole request with 400
+    (Go's ``json.UnmarshalTypeError``, first one only), and an unknown field is dropped with a Warning
+    (``fieldValidation=Warn``, the default since v1.27), refused (``Strict``) or dropped silently (``Ignore``).
+    Required fields and value rules are *not* decoding: the semantic validation reports them (422).
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation
+    """
 
     def __init__(self, version: str = SCHEMA_VERSION) -> None:
         self.version = version
         self._lock = threading.Lock()
-        self._registry = None
-        self._validators: dict[tuple[str, str], Any] = {}
+        self._defs: dict[str, Any] | None = None
+        self._roots: dict[tuple[str, str], dict] = {}
 
     def _schema_dir(self):
         import importlib_resources  # kubernetes-validate's own dependency
@@ -519,130 +612,310 @@ class _SchemaCache:
         return importlib_resources.files("kubernetes_validate").joinpath(
             "kubernetes-json-schema", f"v{self.version}-local-strict")
 
-    def validator(self, api_version: str, kind: str):
+    def root(self, api_version: str, kind: str) -> dict:
         key = (api_version, kind)
-        v = self._validators.get(key)
-        if v is not None:
-            return v
+        root = self._roots.get(key)
+        if root is not None:
+            return root
         with self._lock:
-            v = self._validators.get(key)
-            if v is not None:
-                return v
-            import jsonschema
-            from referencing import Registry, Resource
-
             d = self._schema_dir()
-            if self._registry is None:
-                defs = json.loads(d.joinpath("_definitions.json").read_text())
-                self._registry = Resource.from_contents(defs) @ Registry()
-            # same file naming rule as kubernetes_validate.utils.validate
-            gv = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-            schema = json.loads(d.joinpath(f"{kind.lower()}-{gv}.json").read_text())
-            registry = Resource.from_contents(schema) @ self._registry
-            v = jsonschema.validators.Draft202012Validator(schema, registry=registry)
-            self._validators[key] = v
-            return v
+            if self._defs is None:
+                self._defs = json.loads(d.joinpath("_definitions.json").read_text())["$defs"]
+            if kind == "RunaiJob":
+                root = _RUNAIJOB_ROOT
+            else:
+                gv = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+                root = json.loads(d.joinpath(f"{kind.lower()}-{gv}.json").read_text())
+            self._roots[key] = root
+            return root
 
-    def errors(self, obj: dict) -> list[_FieldErr]:
-        """All schema violations of ``obj`` as field errors (empty when valid)."""
-        v = self.validator(obj["apiVersion"], obj["kind"])
-        out: list[_FieldErr] = []
-        errs = sorted(v.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
-        for e in errs:
-            path = list(e.absolute_path)
-            reason = "FieldValueInvalid"
-            if e.validator == "required":
-                m = re.match(r"^'(.*)' is a required property$", e.message)
-                if m:
-                    path.append(m.group(1))
-                reason = "FieldValueRequired"
-            elif e.validator == "additionalProperties":
-                extra = re.findall(r"'([^']*)'", e.message.split("(", 1)[-1])
-                if len(extra) == 1:
-                    path.append(extra[0])
-            elif e.validator == "type":
-                reason = "FieldValueTypeInvalid"
-            elif e.validator == "enum":
-                reason = "FieldValueNotSupported"
-            out.append(_FieldErr(_field_path(path), reason, e.message))
-        return out
+    def decode(self, obj: dict, api_version: str, kind: str) -> tuple[str | None, list[str]]:
+        """(the first type error, or None; unknown field paths in document order). Unknown fields are
+        removed from ``obj``, as the decoder never sees them."""
+        unknown: list[str] = []
+        error = self._walk(obj, self.root(api_version, kind), "", "", kind, unknown)
+        return error, unknown
+
+    def _resolve(self, schema: dict) -> tuple[dict, str | None]:
+        name = None
+        while "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            assert self._defs is not None
+            schema = self._defs[name]
+        return schema, name
+
+    def _go_type(self, schema: dict) -> str:
+        schema, name = self._resolve(schema)
+        if name == "io.k8s.apimachinery.pkg.util.intstr.IntOrString":
+            return "int32"   # IntOrString.UnmarshalJSON hands anything but a string to an int32
+        if name is not None and "properties" in schema:
+            package, _, struct = name.rpartition(".")
+            return f"{package.rpartition('.')[2]}.{struct}"
+        types = [t for t in _ll(schema.get("type")) or [schema.get("type")] if t != "null"]
+        t = types[0] if types else None
+        if t == "integer":
+            return {"int32": "int32", "int64": "int64"}.get(schema.get("format"), "int")
+        if t == "number":
+            return "float64"
+        if t == "boolean":
+            return "bool"
+        if t == "string":
+            return "[]uint8" if schema.get("format") == "byte" else "string"
+        if t == "array":
+            return "[]" + self._go_type(schema.get("items") or {})
+        if t == "object" and isinstance(schema.get("additionalProperties"), dict):
+            return "map[string]" + self._go_type(schema["additionalProperties"])
+        return "interface {}"
+
+    @staticmethod
+    def _json_type(value: Any) -> str:
+        if isinstance(value, bool):
+            return "bool"
+        if isinstance(value, (int, float)):
+            return "number"
+        if isinstance(value, str):
+            return "string"
+        return "array" if isinstance(value, list) else "object"
+
+    def _walk(self, value: Any, schema: dict, path: str, go_path: str, struct: str,
+              unknown: list[str]) -> str | None:
+        if value is None:
+            return None   # null decodes as the zero value
+        target, name = self._resolve(schema)
+        if name in ("io.k8s.apimachinery.pkg.api.resource.Quantity", "io.k8s.apimachinery.pkg.apis.meta.v1.Time",
+                    "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime", "io.k8s.apimachinery.pkg.runtime.RawExtension"):
+            return None   # their own UnmarshalJSON (quantities are checked by _iter_quantities)
+        types = [t for t in (_ll(target.get("type")) or [target.get("type")]) if t not in (None, "null")]
+
+        def mismatch(literal: str = "") -> str:
+            return (f"json: cannot unmarshal {self._json_type(value)}{literal} into Go struct field "
+                    f"{struct}.{go_path} of type {self._go_type(schema)}")
+
+        if name == "io.k8s.apimachinery.pkg.util.intstr.IntOrString":
+            if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)
+                                          and -2 ** 31 <= value < 2 ** 31):
+                return None
+            return mismatch(f" {value!r}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "")
+        if not types:
+            return None   # free-form (x-kubernetes-preserve-unknown-fields, interface{})
+        t = types[0]
+        if t == "object":
+            if not isinstance(value, dict):
+                return mismatch()
+            child_struct = name.rsplit(".", 1)[-1] if name else struct
+            props = target.get("properties")
+            first: str | None = None
+            if props is not None:
+                for key in list(value):
+                    sub = f"{path}.{key}" if path else key
+                    if key not in props:
+                        unknown.append(sub)
+                        del value[key]
+                        continue
+                    err = self._walk(value[key], props[key], sub, f"{go_path}.{key}" if go_path else key,
+                                     child_struct, unknown)
+                    first = first or err
+            elif isinstance(target.get("additionalProperties"), dict):
+                for key in list(value):
+                    err = self._walk(value[key], target["additionalProperties"], f"{path}[{key}]", go_path,
+                                     struct, unknown)
+                    first = first or err
+            return first
+        if t == "array":
+            if not isinstance(value, list):
+                return mismatch()
+            first = None
+            for i, item in enumerate(value):
+                err = self._walk(item, target.get("items") or {}, f"{path}[{i}]", go_path, struct, unknown)
+                first = first or err
+            return first
+        if t == "string":
+            return None if isinstance(value, str) else mismatch()
+        if t == "boolean":
+            return None if isinstance(value, bool) else mismatch()
+        if t == "integer":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return mismatch()
+            bits = 32 if target.get("format") == "int32" else 64
+            if isinstance(value, float) or not -2 ** (bits - 1) <= value < 2 ** (bits - 1):
+                return mismatch(f" {value!r}")
+            return None
+        if t == "number":
+            return None if isinstance(value, (int, float)) and not isinstance(value, bool) else mismatch()
+        return None
 
 
-def _field_path(path: list) -> str:
-    s = ""
-    for p in path:
-        if isinstance(p, int):
-            s += f"[{p}]"
-        else:
-            s += ("." if s else "") + str(p)
-    return s
-
-
-_SCHEMAS = _SchemaCache()
+_DECODER = _Decoder()
 
 
 # --------------------------------------------------------------------------------------
 # Label / field selectors
 # --------------------------------------------------------------------------------------
 
-_SEL_KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
-_SEL_VAL = r"[-A-Za-z0-9_.]*"
-_SEL_EQ_RE = re.compile(rf"^({_SEL_KEY})\s*(==|!=|=)\s*({_SEL_VAL})$")
-_SEL_SET_RE = re.compile(rf"^({_SEL_KEY})\s+(in|notin)\s*\((.*)\)$")
-_SEL_CMP_RE = re.compile(rf"^({_SEL_KEY})\s*(>|<)\s*(-?[0-9]+)$")
-_SEL_EXISTS_RE = re.compile(rf"^({_SEL_KEY})$")
-_SEL_NOT_EXISTS_RE = re.compile(rf"^!\s*({_SEL_KEY})$")
+# A port of k8s.io/apimachinery/pkg/labels/selector.go (Lexer + Parser, v1.28), messages included.
+_SEL_TOKENS = {")": "closedpar", ",": "comma", "!": "doesnotexist", "==": "doubleequals", "=": "equals",
+               ">": "gt", "in": "in", "<": "lt", "!=": "notequals", "notin": "notin", "(": "openpar"}
+_SEL_SPECIAL = set("=!(),><")
+_SEL_BINARY_OPS = "in, notin, =, ==, !=, gt, lt"
 
 
-def _split_top_level(s: str) -> list[str]:
-    parts, depth, cur = [], 0, []
-    for ch in s:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return parts
+def _sel_lex(selector: str) -> list[tuple[str, str]]:
+    """The selector as (token, literal) pairs, ending with ("end", "")."""
+    items: list[tuple[str, str]] = []
+    i, n = 0, len(selector)
+    while True:
+        while i < n and selector[i] in " \t\r\n":
+            i += 1
+        if i >= n:
+            items.append(("end", ""))
+            return items
+        if selector[i] in _SEL_SPECIAL:
+            buffer, last = "", None
+            while i < n and selector[i] in _SEL_SPECIAL:
+                buffer += selector[i]
+                if buffer in _SEL_TOKENS:
+                    last = (_SEL_TOKENS[buffer], buffer)
+                    i += 1
+                elif last is not None:
+                    break
+                else:
+                    i += 1
+            items.append(last or ("error", f"error expected: keyword found '{buffer}'"))
+            continue
+        start = i
+        while i < n and selector[i] not in _SEL_SPECIAL and selector[i] not in " \t\r\n":
+            i += 1
+        word = selector[start:i]
+        items.append((_SEL_TOKENS.get(word, "identifier"), word))
+
+
+class _SelectorParser:
+    def __init__(self, selector: str) -> None:
+        self.items = _sel_lex(selector)
+        self.position = 0
+
+    def lookahead(self, values: bool = True) -> tuple[str, str]:
+        tok, lit = self.items[self.position]
+        if values and tok in ("in", "notin"):
+            tok = "identifier"
+        return tok, lit
+
+    def consume(self, values: bool = True) -> tuple[str, str]:
+        item = self.lookahead(values)
+        self.position += 1
+        return item
+
+    def parse(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        requirements = []
+        while True:
+            tok, lit = self.lookahead()
+            if tok in ("identifier", "doesnotexist"):
+                try:
+                    requirements.append(self.requirement())
+                except ValueError as e:
+                    raise ValueError(f"unable to parse requirement: {e}") from None
+                tok, lit = self.consume()
+                if tok == "end":
+                    return requirements
+                if tok == "comma":
+                    tok2, lit2 = self.lookahead()
+                    if tok2 not in ("identifier", "doesnotexist"):
+                        raise ValueError(f"found '{lit2}', expected: identifier after ','")
+                else:
+                    raise ValueError(f"found '{lit}', expected: ',' or 'end of string'")
+            elif tok == "end":
+                return requirements
+            else:
+                raise ValueError(f"found '{lit}', expected: !, identifier, or 'end of string'")
+
+    def requirement(self) -> tuple[str, str, tuple[str, ...]]:
+        tok, key = self.consume()
+        op = None
+        if tok == "doesnotexist":
+            op = "!"
+            tok, key = self.consume()
+        if tok != "identifier":
+            raise ValueError(f"found '{key}', expected: identifier")
+        key_errs = _qualified_name_errs(key)
+        if key_errs:
+            raise ValueError(f'<nil>: Invalid value: {json.dumps(key)}: {"; ".join(key_errs)}')
+        if op == "!" or self.lookahead()[0] in ("end", "comma"):
+            return key, op or "exists", ()
+        tok, lit = self.consume(values=False)
+        ops = {"in": "in", "equals": "=", "doubleequals": "=", "gt": ">", "lt": "<", "notin": "notin",
+               "notequals": "!="}
+        if tok not in ops:
+            raise ValueError(f"found '{lit}', expected: {_SEL_BINARY_OPS}")
+        op = ops[tok]
+        values = self.set_values() if op in ("in", "notin") else self.exact_value()
+        errs = []
+        if op in (">", "<"):
+            for i, v in enumerate(values):
+                if not re.fullmatch(r"[+-]?[0-9]+", v):
+                    errs.append(f"values[{i}]: Invalid value: {json.dumps(v)}: for 'Gt', 'Lt' operators, the "
+                                "value must be an integer")
+        for i, v in enumerate(values):
+            verrs = _label_value_errs(v)
+            if verrs:
+                errs.append(f"values[{i}][{key}]: Invalid value: {json.dumps(v)}: {'; '.join(verrs)}")
+        if errs:
+            raise ValueError(errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]")
+        return key, op, values
+
+    def exact_value(self) -> tuple[str, ...]:
+        if self.lookahead()[0] in ("end", "comma"):
+            return ("",)
+        tok, lit = self.consume()
+        if tok == "identifier":
+            return (lit,)
+        raise ValueError(f"found '{lit}', expected: identifier")
+
+    def set_values(self) -> tuple[str, ...]:
+        tok, lit = self.consume()
+        if tok != "openpar":
+            raise ValueError(f"found '{lit}' expected: '('")
+        tok, lit = self.lookahead()
+        if tok in ("identifier", "comma"):
+            values = self.identifiers()
+            tok, _ = self.consume()
+            if tok != "closedpar":
+                raise ValueError(f"found '{lit}', expected: ')'")
+            return values
+        if tok == "closedpar":   # "()" is the set of the empty string
+            self.consume()
+            return ("",)
+        raise ValueError(f"found '{lit}', expected: ',', ')' or identifier")
+
+    def identifiers(self) -> tuple[str, ...]:
+        values: set[str] = set()
+        while True:
+            tok, lit = self.consume()
+            if tok == "identifier":
+                values.add(lit)
+                tok2, lit2 = self.lookahead()
+                if tok2 == "comma":
+                    continue
+                if tok2 == "closedpar":
+                    return tuple(sorted(values))
+                raise ValueError(f"found '{lit2}', expected: ',' or ')'")
+            if tok == "comma":
+                if not values:
+                    values.add("")
+                tok2, _ = self.lookahead()
+                if tok2 == "closedpar":
+                    values.add("")
+                    return tuple(sorted(values))
+                if tok2 == "comma":
+                    self.consume()
+                    values.add("")
+            else:
+                raise ValueError(f"found '{lit}', expected: ',', or identifier")
 
 
 def parse_label_selector(selector: str) -> list[tuple[str, str, tuple[str, ...]]]:
-    """Parse a label selector string into (key, op, values) requirements; raises ValueError."""
-    reqs: list[tuple[str, str, tuple[str, ...]]] = []
-    if not selector or not selector.strip():
-        return reqs
-    for raw in _split_top_level(selector):
-        part = raw.strip()
-        if not part:
-            raise ValueError(f"found '', expected: identifier in {selector!r}")
-        if m := _SEL_NOT_EXISTS_RE.match(part):
-            key, op, vals = m.group(1), "!", ()
-        elif m := _SEL_EQ_RE.match(part):
-            key, op, vals = m.group(1), "!=" if m.group(2) == "!=" else "=", (m.group(3),)
-        elif m := _SEL_SET_RE.match(part):
-            vals = tuple(v.strip() for v in m.group(3).split(",")) if m.group(3).strip() else ()
-            if not vals:
-                raise ValueError(f"for 'in', 'notin' operators, values set can't be empty: {part!r}")
-            key, op = m.group(1), m.group(2)
-        elif m := _SEL_CMP_RE.match(part):
-            key, op, vals = m.group(1), m.group(2), (m.group(3),)
-        elif m := _SEL_EXISTS_RE.match(part):
-            key, op, vals = m.group(1), "exists", ()
-        else:
-            raise ValueError(f"unable to parse requirement: {part!r}")
-        kerrs = _qualified_name_errs(key)
-        if kerrs:
-            raise ValueError(f"unable to parse requirement: key {key!r}: {kerrs[0]}")
-        for v in vals:
-            verrs = _label_value_errs(v) if op not in (">", "<") else []
-            if verrs:
-                raise ValueError(f"unable to parse requirement: values[0][{key}]: Invalid value: {v!r}: {verrs[0]}")
-        reqs.append((key, op, vals))
-    return reqs
+    """Parse a label selector into (key, op, values) requirements like the real server; ValueError
+    carries the real server's message."""
+    return _SelectorParser(selector).parse()
 
 
 def _labels_match(reqs, labels: dict[str, str]) -> bool:
@@ -671,36 +944,39 @@ def _labels_match(reqs, labels: dict[str, str]) -> bool:
     return True
 
 
-def _parse_field_selector(selector: str, res: _Resource) -> list[tuple[str, str, str]]:
-    reqs: list[tuple[str, str, str]] = []
-    if not selector:
-        return reqs
-    for part in selector.split(","):
-        part = part.strip()
-        m = re.match(r"^([^=!]+?)\s*(==|!=|=)\s*(.*)$", part)
-        if not m:
-            raise _bad_request(f"invalid selector: '{selector}'; can't understand '{part}'")
-        key, op, val = m.group(1), m.group(2), m.group(3)
-        allowed = {"metadata.name", "metadata.namespace"} | _FIELD_LABELS.get(res.kind, set())
-        if key not in allowed:
-            raise _bad_request(f'field label not supported: {key}')
-        reqs.append((key, "!=" if op == "!=" else "=", val))
-    return reqs
-
-
-# job insight: the field selectors the real server supports beyond metadata.name/namespace
-# (pkg/registry/core/pod/strategy.go, pkg/registry/core/event/strategy.go, pkg/registry/batch/job/strategy.go).
+# The field labels each kind supports on v1.28 (pkg/registry/*/strategy.go), and the three ways the real
+# server words a refusal: kinds with a conversion function of their own, kinds with the generic metadata-only
+# one, custom resources.
+_METADATA_FIELDS = ("metadata.name", "metadata.namespace")
 _FIELD_LABELS = {
-    "Pod": {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-            "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"},
-    "Event": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-              "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-              "reason", "reportingComponent", "source", "type"},
-    "Job": {"status.successful"},
+    "Namespace": ("metadata.name", "status.phase"),
+    "Job": (*_METADATA_FIELDS, "status.successful"),
+    "Service": _METADATA_FIELDS,
+    "PersistentVolumeClaim": _METADATA_FIELDS,
+    "Ingress": _METADATA_FIELDS,
+    "RunaiJob": _METADATA_FIELDS,
+    # job insight: a job's pods and events
+    "Pod": (*_METADATA_FIELDS, "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+            "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP",
+            "status.nominatedNodeName"),
+    "Event": (*_METADATA_FIELDS, "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+              "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+              "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"),
 }
 
 
+def _field_label_error(res: _Resource, key: str) -> _ApiError:
+    if res.kind == "Job":
+        return _bad_request(f'field label "{key}" not supported for {res.kind}')
+    if res.kind in ("Service", "PersistentVolumeClaim", "Ingress"):
+        only = ", ".join(json.dumps(label) for label in _FIELD_LABELS[res.kind])
+        return _bad_request(f'"{key}" is not a known field selector: only {only}')
+    return _bad_request(f"field label not supported: {key}")
+
+
 def _field_value(obj: dict, key: str) -> str:
+    if key == "status.successful":   # a Job's count of succeeded pods
+        return str((obj.get("status") or {}).get("succeeded") or 0)
     if key == "source":   # an event's source is its component
         key = "source.component"
     value: Any = obj
@@ -711,10 +987,25 @@ def _field_value(obj: dict, key: str) -> str:
     return "" if value is None else str(value)
 
 
+def _parse_field_selector(selector: str, res: _Resource) -> list[tuple[str, str, str]]:
+    reqs: list[tuple[str, str, str]] = []
+    if not selector:
+        return reqs
+    for part in selector.split(","):
+        part = part.strip()
+        m = re.match(r"^([^=!]+?)\s*(==|!=|=)\s*(.*)$", part)
+        if not m:
+            raise _bad_request(f"invalid selector: '{selector}'; can't understand '{part}'")
+        key, op, val = m.group(1), m.group(2), m.group(3)
+        if key not in _FIELD_LABELS.get(res.kind, _METADATA_FIELDS):
+            raise _field_label_error(res, key)
+        reqs.append((key, "!=" if op == "!=" else "=", val))
+    return reqs
+
+
 def _fields_match(reqs, obj: dict) -> bool:
     for key, op, val in reqs:
-        actual = _field_value(obj, key)
-        if (actual == val) != (op == "="):
+        if (_field_value(obj, key) == val) != (op == "="):
             return False
     return True
 
@@ -889,7 +1180,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             f"Content-Length: {len(payload)}",
         ]
         for k, v in (headers or {}).items():
-            lines.append(f"{k}: {v}")
+            if k != "Content-Type":
+                lines.append(f"{k}: {v}")
         if self.close_connection:
             lines.append("Connection: close")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -1101,7 +1393,8 @@ _JOB_DELETE_WARNING = ('299 - "child pods are preserved by default when jobs are
 # registries with ReturnDeletedObject=true: DELETE answers with the deleted object, not a Status
 # (the v37 client deserialises those responses as V1Service / V1PersistentVolumeClaim).
 _RETURNS_DELETED_OBJECT = {"Service", "PersistentVolumeClaim"}
-_SYSTEM_FINALIZERS = {"orphan", "foregroundDeletion", "kubernetes", "kubernetes.io/pvc-protection"}
+# kinds whose registry strategy sets metadata.generation (custom resources always do)
+_HAS_GENERATION = {"Job", "Ingress", "RunaiJob"}
 
 
 def _now() -> str:
@@ -1120,8 +1413,16 @@ class FakeApiServer(_Identities):
     job_default_propagation: str = "Orphan"
 
     def __init__(self, *, serve_runai: bool = True, token: str = "fake-token", validate: bool = True,
-                 kube_version: str = "v1.37.0", port: int = 0) -> None:
-        """Configure (but do not start) the server; the "default" namespace exists from the start."""
+                 kube_version: str = "v1.28.0", port: int = 0, controller_delay: float | None = 0.05) -> None:
+        """Configure (but do not start) the server; the "default" namespace exists from the start.
+
+        ``controller_delay``: how long after a change the controllers (garbage collector, namespace,
+        pvc-protection) catch up on their own; None: only when a test calls ``run_controllers()``.
+        """
+        self.controller_delay = controller_delay
+        self._controllers_due = threading.Event()
+        self._controllers_stop = threading.Event()
+        self._controller_thread: threading.Thread | None = None
         self.serve_runai = serve_runai
         self.token = token
         self.validate = validate
@@ -1162,6 +1463,10 @@ class FakeApiServer(_Identities):
             self.port = self._httpd.server_address[1]
             self.url = f"http://127.0.0.1:{self.port}"
             self._serve()
+            self._controllers_stop.clear()
+            self._controller_thread = threading.Thread(target=self._controller_loop, daemon=True,
+                                                       name=f"fake-controllers-{self.port}")
+            self._controller_thread.start()
             if self.validate:  # warm the schema cache so the first create is fast too
                 threading.Thread(target=self._warm_schemas, daemon=True).start()
         return self
@@ -1171,7 +1476,7 @@ class FakeApiServer(_Identities):
             for kind, api_version in (("Job", "batch/v1"), ("Service", "v1"),
                                       ("PersistentVolumeClaim", "v1"), ("Ingress", "networking.k8s.io/v1"),
                                       ("Namespace", "v1")):
-                _SCHEMAS.validator(api_version, kind)
+                _DECODER.root(api_version, kind)
         except Exception:  # pragma: no cover - surfaced again on first real use
             pass
 
@@ -1188,6 +1493,7 @@ class FakeApiServer(_Identities):
             httpd, self._httpd = self._httpd, None
             if httpd is None:
                 return
+            self._controllers_stop.set()
             if not self._refusing:
                 httpd.shutdown()
             self._refusing = False
@@ -1299,6 +1605,9 @@ class FakeApiServer(_Identities):
             for kind, objs in self._store.items():
                 if kind != "Namespace":
                     objs.clear()
+            for key in [k for k, ns in self._store["Namespace"].items() if ns["metadata"].get("deletionTimestamp")]:
+                del self._store["Namespace"][key]   # a namespace being deleted finishes now
+            self._controllers_due.clear()
             self._faults.clear()
             self._delays.clear()
             self.requests.clear()
@@ -1390,9 +1699,12 @@ class FakeApiServer(_Identities):
             md["namespace"] = ns
         else:
             md.pop("namespace", None)
-        md["uid"] = str(uuid.uuid4())
+        md["uid"] = md.get("uid") or str(uuid.uuid4())
         md["resourceVersion"] = self._next_rv()
-        md["generation"] = 1
+        if res.kind in _HAS_GENERATION:
+            md["generation"] = 1
+        else:
+            md.pop("generation", None)
         md["creationTimestamp"] = _now()
         for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             md.pop(k, None)
@@ -1437,6 +1749,8 @@ class FakeApiServer(_Identities):
                     return code, obj, extra
                 return code, json.dumps(obj, separators=(",", ":")).encode(), extra
         except _ApiError as e:
+            if e.raw is not None:
+                return e.code, _RawBody("text/plain; charset=utf-8", e.raw), dict(e.headers)
             return e.code, json.dumps(e.body, separators=(",", ":")).encode(), e.headers
         except Exception as e:  # a bug in the fake: answer like the server would (500)
             import traceback
@@ -1489,7 +1803,8 @@ class FakeApiServer(_Identities):
     def _fault_error(self, f: FaultSpec, route: _Route, body: bytes) -> _ApiError:
         res = route.res
         name = route.name or ""
-        if route.verb == "create" and not name:
+        if route.verb == "create" and not name and f.reason != "Forbidden" and f.status != 403:
+            # (authorization happens before the body is read: a refused create names no object)
             try:
                 md = json.loads(body or b"{}").get("metadata") or {}
                 name = md.get("name") or md.get("generateName") or ""
@@ -1551,7 +1866,7 @@ class FakeApiServer(_Identities):
         if segs == ["apis"]:
             return only_get(_Route("get", special="apis"))
         if not segs or segs[0] not in ("api", "apis"):
-            raise _path_not_found()
+            raise _page_not_found()
         if segs[0] == "api":
             if len(segs) < 2:
                 raise _path_not_found()
@@ -1560,10 +1875,10 @@ class FakeApiServer(_Identities):
             if len(segs) < 3:
                 if len(segs) == 2 and self._gv_served(segs[1], None):
                     return only_get(_Route("get", special="group", group_version=(segs[1], "")))
-                raise _path_not_found()
+                raise _page_not_found()
             gv, rest = (segs[1], segs[2]), segs[3:]
         if not self._gv_served(*gv):
-            raise _path_not_found()
+            raise _path_not_found() if segs[0] == "api" else _page_not_found()
         if not rest:
             return only_get(_Route("get", special="resourcelist", group_version=gv))
         if query.get("watch") in ("1", "true", "True"):
@@ -1649,12 +1964,10 @@ class FakeApiServer(_Identities):
     def _discovery(self, route: _Route) -> dict:
         if route.special == "version":
             m = re.match(r"^v?(\d+)\.(\d+)", self.kube_version)
-            major, minor = (m.group(1), m.group(2)) if m else ("1", "37")
-            return {"major": major, "minor": minor, "emulationMajor": major, "emulationMinor": minor,
-                    "minCompatibilityMajor": major, "minCompatibilityMinor": str(max(int(minor) - 1, 0)),
-                    "gitVersion": self.kube_version, "gitCommit": "0" * 40, "gitTreeState": "clean",
-                    "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25.0", "compiler": "gc",
-                    "platform": "linux/amd64"}
+            major, minor = (m.group(1), m.group(2)) if m else ("1", "28")
+            return {"major": major, "minor": minor, "gitVersion": self.kube_version, "gitCommit": "0" * 40,
+                    "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.20.7",
+                    "compiler": "gc", "platform": "linux/amd64"}
         if route.special == "api":
             return {"kind": "APIVersions", "versions": ["v1"],
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
@@ -1689,7 +2002,7 @@ class FakeApiServer(_Identities):
         try:
             label_reqs = parse_label_selector(query.get("labelSelector", ""))
         except ValueError as e:
-            raise _bad_request(f"unable to parse requirement: {e}" if "unable" not in str(e) else str(e))
+            raise _bad_request(str(e)) from None
         field_reqs = _parse_field_selector(query.get("fieldSelector", ""), res)
         out = []
         for (ons, _), obj in self._store[res.kind].items():
@@ -1703,8 +2016,15 @@ class FakeApiServer(_Identities):
         return out
 
     def _list(self, res: _Resource, ns: str | None, query: dict[str, str]) -> dict:
+        items = self._select(res, ns, query)
+        if res.kind == "RunaiJob":
+            # custom resources are listed as unstructured objects: each item keeps apiVersion and kind
+            return {"apiVersion": res.api_version, "items": items, "kind": f"{res.kind}List",
+                    "metadata": {"continue": "", "resourceVersion": str(self._rv)}}
+        # built-in kinds: the items of a typed list carry neither apiVersion nor kind
+        items = [{k: v for k, v in item.items() if k not in ("apiVersion", "kind")} for item in items]
         return {"kind": f"{res.kind}List", "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": str(self._rv)}, "items": self._select(res, ns, query)}
+                "metadata": {"resourceVersion": str(self._rv)}, "items": items}
 
     # ------------------------------------------------------------------ create
     def _decode(self, res: _Resource, body: bytes) -> dict:
@@ -1736,15 +2056,32 @@ class FakeApiServer(_Identities):
         return obj
 
     def _create(self, res: _Resource, ns: str, query: dict[str, str], body: bytes):
+        # The real server's order: options (422), decoding (400), namespace admission (404/403), Service
+        # allocation (422), validation (422), storage (409 AlreadyExists).
         dry_run = self._dry_run(query)
+        field_validation = self._field_validation(query)
         obj = self._decode(res, body)
+        headers: dict[str, str] = {}
+        if self.validate:
+            type_error, unknown = _DECODER.decode(obj, res.api_version, res.kind)
+            if type_error:
+                raise _bad_request(f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+                                   + type_error)
+            if unknown and field_validation == "Strict":
+                raise _bad_request(f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+                                   "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+            if unknown and field_validation != "Ignore":
+                headers["Warning"] = ", ".join(_warning(f'unknown field "{u}"') for u in unknown)
         md = obj["metadata"]
         if res.namespaced:
             if md.get("namespace") not in (None, "", ns):
                 raise _bad_request("the namespace of the provided object does not match the namespace sent "
                                    "on the request")
-            if ("", ns) not in self._store["Namespace"]:
+            namespace = self._store["Namespace"].get(("", ns))
+            if namespace is None:
                 raise _namespace_not_found(ns)
+            if namespace["metadata"].get("deletionTimestamp"):
+                raise _namespace_terminating(res, ns, md.get("name") or "")
         name = md.get("name") or ""
         gen = md.get("generateName") or ""
         if not name and gen:
@@ -1754,33 +2091,39 @@ class FakeApiServer(_Identities):
                 if (ns, name) not in self._store[res.kind]:
                     break
             md["name"] = name
-        # schema first (a decoding-level check on a real server), then semantic validation
-        errs: list[_FieldErr] = []
         if self.validate:
-            check = obj
-            if res.kind == "RunaiJob":
-                check = dict(obj, apiVersion="batch/v1", kind="Job")
-            errs = _SCHEMAS.errors(check)
-            if errs:
-                raise _invalid(res, name, errs)
+            self._allocate(res, obj)   # Service IPs and node ports come before validation (BeginCreate)
         self._default(res, ns, obj)
+        md["uid"] = str(uuid.uuid4())   # set before validation, which checks the generated Job labels
+        if res.kind == "Job":
+            self._job_selector(obj)
         errs = self._validate_semantics(res, obj) if self.validate else self._validate_name(res, obj["metadata"])
         if errs:
             raise _invalid(res, name, errs)
+        if res.kind == "Job" and not md.get("labels") and _dl(_dl(obj.get("spec")).get("template")).get("metadata"):
+            # SetDefaults_Job, applied when the stored object is read back: a Job without labels shows its
+            # pods' labels (validation never saw them on the Job itself)
+            md["labels"] = dict(_dl(obj["spec"]["template"]["metadata"].get("labels")))
+        if not self.validate:
+            self._allocate(res, obj)
         key = (ns if res.namespaced else "", name)
         if key in self._store[res.kind]:
             raise _already_exists(res, name)
-        self._allocate(res, obj)   # may raise 422 (node port / cluster IP taken)
         self._finish_create(res, ns, obj)
-        if res.kind == "Job":
-            self._job_selector(obj)
-        if not dry_run:
+        if dry_run:
+            del obj["metadata"]["resourceVersion"]   # nothing was stored, so no version either
+        else:
             self._store[res.kind][key] = obj
+            self._wake_controllers()
             if self.job_controller and res.kind in ("Job", "RunaiJob"):
                 self._sync_job(ns, obj)
                 obj = copy.deepcopy(obj)   # the answer shows the object as created, before the controller
                 obj["status"] = {}
-        return 201, obj, self._pod_security_headers(res, ns, obj)  # policy: PSA warnings
+        # Warnings in the real order: decoding's unknown fields, then admission's Pod Security (policy)
+        warnings = [w for w in (headers.get("Warning"), self._pod_security_headers(res, ns, obj).get("Warning")) if w]
+        if warnings:
+            headers["Warning"] = ", ".join(warnings)
+        return 201, obj, headers
 
     # ------------------------------------------------------------------ Pod Security warnings (policy)
     def _pod_security_headers(self, res: _Resource, ns: str, obj: dict) -> dict[str, str]:
@@ -1796,12 +2139,23 @@ class FakeApiServer(_Identities):
         return {"Warning": _psa_warning_header(level, violations)} if violations else {}
 
     @staticmethod
-    def _dry_run(query: dict[str, str]) -> bool:
+    def _field_validation(query: dict[str, str]) -> str:
+        v = query.get("fieldValidation", "")
+        if v not in _FIELD_VALIDATION:
+            raise _options_invalid("CreateOptions", "fieldValidation", _fe_not_supported(
+                "fieldValidation", v, list(_FIELD_VALIDATION)))
+        return v
+
+    @staticmethod
+    def _dry_run(query: dict[str, str], options: str = "CreateOptions") -> bool:
         v = query.get("dryRun")
         if v is None or v == "":
             return False
         if v != "All":
-            raise _bad_request(f'dryRun: Unsupported value: {json.dumps(v)}: supported values: "All"')
+            # the real message prints the Go slice the query decodes into
+            raise _options_invalid(options, "dryRun", _FieldErr(
+                "dryRun", "FieldValueNotSupported",
+                f'Unsupported value: []string{{{json.dumps(v)}}}: supported values: "All"'))
         return True
 
     def _default(self, res: _Resource, ns: str, obj: dict) -> None:
@@ -1817,13 +2171,19 @@ class FakeApiServer(_Identities):
             spec.setdefault("parallelism", 1)
             spec.setdefault("completionMode", "NonIndexed")
             spec.setdefault("suspend", False)
-            if not spec.get("podFailurePolicy"):
-                spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
             tmpl = spec.get("template")
+            template_labels = _dl(tmpl).get("metadata", {}).get("labels") if isinstance(tmpl, dict) else None
+            if isinstance(template_labels, dict) and not obj["metadata"].get("labels"):
+                # SetDefaults_Job: a Job without labels gets its template's label map -- the same map, so the
+                # labels generated for the pods later show on the Job too, and are validated there first
+                obj["metadata"]["labels"] = template_labels
             if isinstance(tmpl, dict):
+                # the Go ObjectMeta of the template serialises its zero creationTimestamp as null
+                tmpl["metadata"] = _dl(tmpl.get("metadata"))
+                tmpl["metadata"].setdefault("creationTimestamp", None)
                 _default_pod_spec(tmpl.get("spec"))
         elif kind == "RunaiJob":
-            obj["status"] = {}
+            obj.pop("status", None)   # status is a subresource: a create never sets it
         elif kind == "Service":
             obj["status"] = {"loadBalancer": {}}
             if not isinstance(spec, dict):
@@ -1857,11 +2217,12 @@ class FakeApiServer(_Identities):
         spec = obj.get("spec")
         if not isinstance(spec, dict) or spec.get("manualSelector"):
             return
-        uid, name = obj["metadata"]["uid"], obj["metadata"]["name"]
-        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-        tmpl = spec.get("template")
-        if not isinstance(tmpl, dict):
-            return
+        # generateSelector (v1.28): a selector the user gave is kept, and validation then refuses it
+        uid, name = obj["metadata"]["uid"], obj["metadata"].get("name", "")
+        selector = spec["selector"] = _dl(spec.get("selector"))
+        selector["matchLabels"] = _dl(selector.get("matchLabels"))
+        selector["matchLabels"].setdefault("batch.kubernetes.io/controller-uid", uid)
+        tmpl = spec["template"] = _dl(spec.get("template"))
         tmpl["metadata"] = tmd = _dl(tmpl.get("metadata"))
         tmd["labels"] = labels = _dl(tmd.get("labels"))
         for k, v in (("batch.kubernetes.io/controller-uid", uid), ("batch.kubernetes.io/job-name", name),
@@ -1872,8 +2233,8 @@ class FakeApiServer(_Identities):
     def _validate_semantics(self, res: _Resource, obj: dict) -> list[_FieldErr]:
         errs = self._validate_meta(res, obj["metadata"])
         spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else None
-        if res.kind in ("Job", "RunaiJob"):
-            errs += _validate_job(obj, spec, is_job=res.kind == "Job")
+        if res.kind == "Job":
+            errs += _validate_job(obj, spec, is_job=True)
         elif res.kind == "Service":
             errs += self._validate_service(spec)
         elif res.kind == "PersistentVolumeClaim":
@@ -1904,9 +2265,9 @@ class FakeApiServer(_Identities):
             errs.append(_fe_required("metadata.name", "name or generateName is required"))
         else:
             if gen:
-                masked = gen[:-1] + "a" if gen.endswith("-") else gen
+                masked = gen[:-1] + "a" if gen.endswith("-") and len(gen) > 1 else gen
                 errs += [_fe_invalid("metadata.generateName", gen, m) for m in name_fn(masked)]
-            if name and not (gen and errs):
+            if name:   # the generated name is validated as well (v1.28 reports both)
                 errs += [_fe_invalid("metadata.name", name, m) for m in name_fn(name)]
         errs += _validate_labels(md.get("labels"), "metadata.labels")
         errs += _validate_annotations(md.get("annotations"), "metadata.annotations")
@@ -1922,25 +2283,18 @@ class FakeApiServer(_Identities):
         return errs
 
     def _validate_service(self, spec: dict | None) -> list[_FieldErr]:
+        """ValidateService of v1.28, in its order (after defaulting: protocol, targetPort, type)."""
         errs: list[_FieldErr] = []
-        if spec is None:
-            return [_fe_required("spec.ports")]
+        spec = spec or {}
         stype = spec.get("type", "ClusterIP")
-        types = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
-        if stype not in types:
-            return [_fe_not_supported("spec.type", stype, types)]
-        ports = spec.get("ports") or []
+        ports = [p if isinstance(p, dict) else {} for p in _ll(spec.get("ports"))]
         headless = spec.get("clusterIP") == "None"
-        if stype == "ExternalName":
-            if not spec.get("externalName"):
-                errs.append(_fe_required("spec.externalName"))
-        elif not ports and not headless:
+        if not ports and not headless and stype != "ExternalName":
             errs.append(_fe_required("spec.ports"))
+        if stype == "ExternalName" and not spec.get("externalName"):
+            errs.append(_fe_required("spec.externalName"))
         names: set[str] = set()
-        node_ports: set[tuple[int, str]] = set()
         for i, p in enumerate(ports):
-            if not isinstance(p, dict):
-                continue
             f = f"spec.ports[{i}]"
             pname = p.get("name") or ""
             if len(ports) > 1 and not pname:
@@ -1950,13 +2304,13 @@ class FakeApiServer(_Identities):
                 if pname in names:
                     errs.append(_fe_duplicate(f + ".name", pname))
                 names.add(pname)
-            port = p.get("port")
-            if isinstance(port, int) and not 1 <= port <= 65535:
+            port = p.get("port") or 0
+            if not 1 <= port <= 65535:
                 errs.append(_fe_invalid(f + ".port", port, "must be between 1 and 65535, inclusive"))
             proto = p.get("protocol", "TCP")
             if proto not in ("TCP", "UDP", "SCTP"):
                 errs.append(_fe_not_supported(f + ".protocol", proto, ["SCTP", "TCP", "UDP"]))
-            tp = p.get("targetPort")
+            tp = p.get("targetPort", 0)
             if isinstance(tp, int) and not 1 <= tp <= 65535:
                 errs.append(_fe_invalid(f + ".targetPort", tp, "must be between 1 and 65535, inclusive"))
             elif isinstance(tp, str) and not tp.isdigit() and (
@@ -1964,18 +2318,23 @@ class FakeApiServer(_Identities):
                     or tp.startswith("-") or tp.endswith("-") or "--" in tp):
                 errs.append(_fe_invalid(f + ".targetPort", tp, "must contain only alpha-numeric characters "
                                         "(a-z, 0-9), and hyphens (-)"))
-            np_ = p.get("nodePort")
-            if np_:
-                if stype == "ClusterIP":
-                    errs.append(_fe_forbidden(f + ".nodePort", "may not be used when `type` is 'ClusterIP'"))
-                elif stype == "ExternalName":
-                    errs.append(_fe_forbidden(f + ".nodePort", "may not be used when `type` is 'ExternalName'"))
-                else:
-                    key = (np_, proto)
-                    if key in node_ports:
-                        errs.append(_fe_duplicate(f + ".nodePort", np_))
-                    node_ports.add(key)
         errs += _validate_labels(spec.get("selector"), "spec.selector")
+        types = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+        if stype not in types:
+            errs.append(_fe_not_supported("spec.type", stype, types))
+        if stype == "ClusterIP":
+            errs += [_fe_forbidden(f"spec.ports[{i}].nodePort", "may not be used when `type` is 'ClusterIP'")
+                     for i, p in enumerate(ports) if p.get("nodePort")]
+        if stype == "ExternalName":
+            errs += [_fe_forbidden(f"spec.ports[{i}].nodePort", "may not be used when `type` is 'ExternalName'")
+                     for i, p in enumerate(ports) if p.get("nodePort")]
+        node_ports: set[tuple[int, str]] = set()
+        for i, p in enumerate(ports):
+            if p.get("nodePort"):
+                key = (p["nodePort"], p.get("protocol", "TCP"))
+                if key in node_ports:
+                    errs.append(_fe_duplicate(f"spec.ports[{i}].nodePort", p["nodePort"]))
+                node_ports.add(key)
         return errs
 
     def _allocate(self, res: _Resource, obj: dict) -> None:
@@ -2045,27 +2404,30 @@ class FakeApiServer(_Identities):
                     p["nodePort"] = random.choice(free)
                     used_ports.add(p["nodePort"])
         if errs:
-            raise _invalid(res, obj["metadata"]["name"], errs)
+            raise _invalid(res, obj["metadata"].get("name", ""), errs)
 
     # ------------------------------------------------------------------ delete
     def _delete_options(self, query: dict[str, str], body: bytes) -> dict:
         opts: dict[str, Any] = {}
         if body.strip():
+            # As the real handler (apiserver/pkg/endpoints/handlers/delete.go): with a DeleteOptions body the
+            # query parameters are not read at all, so ?propagationPolicy= beside a body is silently ignored.
             try:
                 parsed = json.loads(body)
             except ValueError as e:
                 raise _bad_request(f"json parse error: {e}") from None
             if isinstance(parsed, dict):
                 opts.update(parsed)
-        for k in ("propagationPolicy", "dryRun", "gracePeriodSeconds"):
-            if k in query:
-                opts[k] = query[k]
-        if "orphanDependents" in query:
-            opts["orphanDependents"] = query["orphanDependents"].lower() == "true"
+        else:
+            for k in ("propagationPolicy", "dryRun", "gracePeriodSeconds"):
+                if k in query:
+                    opts[k] = query[k]
+            if "orphanDependents" in query:
+                opts["orphanDependents"] = query["orphanDependents"].lower() == "true"
         dry = opts.get("dryRun")
         if isinstance(dry, list):
             dry = dry[0] if dry else None
-        opts["dryRun"] = self._dry_run({"dryRun": dry} if dry else {})
+        opts["dryRun"] = self._dry_run({"dryRun": dry} if dry else {}, "DeleteOptions")
         pp = opts.get("propagationPolicy")
         if pp is not None and pp not in ("Foreground", "Background", "Orphan"):
             raise _ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: '
@@ -2073,7 +2435,8 @@ class FakeApiServer(_Identities):
                             f'"Background", "Orphan", "nil"',
                             {"group": "meta.k8s.io", "kind": "DeleteOptions", "causes": [
                                 {"reason": "FieldValueNotSupported", "field": "propagationPolicy",
-                                 "message": f"Unsupported value: {json.dumps(pp)}"}]})
+                                 "message": f'Unsupported value: {json.dumps(pp)}: supported values: "Foreground", '
+                                            '"Background", "Orphan", "nil"'}]})
         if pp is not None and opts.get("orphanDependents") is not None:
             raise _ApiError(422, "Invalid", 'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: '
                             'Invalid value: "' + pp + '": orphanDependents and deletionPropagation cannot be both '
@@ -2084,61 +2447,65 @@ class FakeApiServer(_Identities):
 
     def _delete(self, res: _Resource, ns: str, name: str, query: dict[str, str], body: bytes):
         opts = self._delete_options(query, body)
-        key = (ns if res.namespaced else "", name)
-        obj = self._store[res.kind].get(key)
-        if obj is None:
-            raise _not_found(res, name)
-        pre = opts.get("preconditions") or {}
-        if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
-            raise _ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified} "{name}": '
-                            f'Precondition failed: UID in precondition: {pre["uid"]}, UID in object meta: '
-                            f'{obj["metadata"]["uid"]}', _details(res, name))
-        if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
-            raise _ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified} "{name}": '
-                            f'Precondition failed: ResourceVersion in precondition: {pre["resourceVersion"]}, '
-                            f'ResourceVersion in object meta: {obj["metadata"]["resourceVersion"]}',
-                            _details(res, name))
         headers: dict[str, str] = {}
         policy = opts.get("propagationPolicy")
         if policy is None and res.kind == "Job":
-            headers["Warning"] = _JOB_DELETE_WARNING
+            headers["Warning"] = _JOB_DELETE_WARNING   # even when the Job turns out not to exist
             policy = self.job_default_propagation
         policy = policy or "Background"
+        key = (ns if res.namespaced else "", name)
+        obj = self._store[res.kind].get(key)
+        if obj is None:
+            error = _not_found(res, name)
+            error.headers.update(headers)
+            raise error
+        pre = opts.get("preconditions") or {}
+        # v1.28's storage words a failed precondition with the kind, not the resource (Job.batch, Service)
+        if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
+            raise _ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified_kind} "{name}": '
+                            f'the UID in the precondition ({pre["uid"]}) does not match the UID in record '
+                            f'({obj["metadata"]["uid"]}). The object might have been deleted and then recreated',
+                            _details(res, name, kind=res.kind))
+        if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
+            raise _ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified_kind} "{name}": '
+                            f'the ResourceVersion in the precondition ({pre["resourceVersion"]}) does not match '
+                            f'the ResourceVersion in record ({obj["metadata"]["resourceVersion"]}). The object '
+                            "might have been modified", _details(res, name, kind=res.kind))
         dry = opts["dryRun"]
+        if obj["metadata"].get("deletionTimestamp"):
+            # already being deleted: the real server answers with the object as it stands
+            return 200, obj, headers
         if res.kind == "Namespace":
+            # The namespace controller empties it, then removes it (seconds on a real cluster);
+            # meanwhile it is Terminating and refuses new content.
             out = copy.deepcopy(obj)
             out["metadata"]["deletionTimestamp"] = _now()
-            out["metadata"]["deletionGracePeriodSeconds"] = 0
             out["status"] = {"phase": "Terminating"}
             if not dry:
-                for kind, objs in self._store.items():
-                    if kind != "Namespace":
-                        for k in [k for k in objs if k[0] == name]:
-                            del objs[k]
-                del self._store["Namespace"][key]
-                self._rv += 1
+                out["metadata"]["resourceVersion"] = self._next_rv()
+                self._store["Namespace"][key] = out
+                self._wake_controllers()
             return 200, out, headers
         finalizers = list(obj["metadata"].get("finalizers") or [])
         if policy == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
         if policy == "Foreground" and "foregroundDeletion" not in finalizers:
             finalizers.append("foregroundDeletion")
-        user_finalizers = [f for f in finalizers if f not in _SYSTEM_FINALIZERS]
         if finalizers:
-            # pending finalizers: the server answers with the object marked for deletion
+            # Pending finalizers: the object stays, marked for deletion, and the answer is the object;
+            # the controllers (garbage collector, pvc-protection) remove their finalizers shortly after.
             out = copy.deepcopy(obj)
-            out["metadata"]["finalizers"] = finalizers
-            out["metadata"].setdefault("deletionTimestamp", _now())
-            out["metadata"].setdefault("deletionGracePeriodSeconds", 0)
-            out["metadata"]["resourceVersion"] = str(self._rv + 1)
+            md = out["metadata"]
+            md["finalizers"] = finalizers
+            md["deletionTimestamp"] = _now()
+            md["deletionGracePeriodSeconds"] = 0
+            if "generation" in md:
+                md["generation"] += 1
             if dry:
                 return 200, out, headers
-            if user_finalizers:   # nobody here removes them: the object stays, marked for deletion
-                out["metadata"]["finalizers"] = user_finalizers
-                self._store[res.kind][key] = out
-                self._next_rv()
-            else:
-                self._remove(res, key, policy)
+            md["resourceVersion"] = self._next_rv()
+            self._store[res.kind][key] = out
+            self._wake_controllers()
             return 200, out, headers
         if res.kind in _RETURNS_DELETED_OBJECT:
             result: dict = obj
@@ -2146,59 +2513,186 @@ class FakeApiServer(_Identities):
             result = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                       "details": dict(_details(res, name), uid=obj["metadata"]["uid"])}
         if not dry:
-            self._remove(res, key, policy)
+            self._remove(res, key)
         return 200, result, headers
 
-    def _remove(self, res: _Resource, key: tuple[str, str], policy: str) -> None:
-        """Delete one object now and play the garbage collector for its dependents."""
-        obj = self._store[res.kind].pop(key)
+    def _remove(self, res: _Resource, key: tuple[str, str]) -> None:
+        """Take one object out of the store; its dependents are the garbage collector's business."""
+        del self._store[res.kind][key]
         self._next_rv()
-        uid = obj["metadata"]["uid"]
-        ns = key[0]
-        for kind, objs in self._store.items():
-            if kind == "Namespace":
-                continue
-            for dkey, dep in list(objs.items()):
-                if res.namespaced and dkey[0] != ns:
-                    continue
-                refs = dep["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == uid for r in refs):
-                    continue
-                if dkey not in objs:   # already removed by a recursive call
-                    continue
-                remaining = [r for r in refs if r.get("uid") != uid]
-                solid = [r for r in remaining if self._owner_exists(r, dkey[0])]
-                if policy == "Orphan" or solid:
-                    dep["metadata"]["ownerReferences"] = remaining
-                    if not remaining:
-                        del dep["metadata"]["ownerReferences"]
-                    dep["metadata"]["resourceVersion"] = self._next_rv()
-                else:
-                    self._remove(_BY_KIND[kind], dkey, "Background")
+        self._wake_controllers()
 
     def _owner_exists(self, ref: dict, ns: str) -> bool:
         res = _BY_KIND.get(ref.get("kind", ""))
-        uid = ref.get("uid")
         if res is None:
-            return False   # an owner kind this fake does not serve counts as absent
-        key = (ns if res.namespaced else "", ref.get("name", ""))
-        owner = self._store[res.kind].get(key)
-        return owner is not None and owner["metadata"]["uid"] == uid
+            # The real collector cannot map a kind the server does not serve; it retries, never deletes.
+            return True
+        owner = self._store[res.kind].get((ns if res.namespaced else "", ref.get("name", "")))
+        return owner is not None and owner["metadata"]["uid"] == ref.get("uid")
 
     def _delete_collection(self, res: _Resource, ns: str, query: dict[str, str], body: bytes):
         opts = self._delete_options(query, body)
         victims = list(self._select(res, ns, query))
-        policy = opts.get("propagationPolicy") or (self.job_default_propagation if res.kind == "Job"
-                                                   else "Background")
         items = []
         for obj in victims:
-            key = (ns, obj["metadata"]["name"])
-            if key in self._store[res.kind]:
-                items.append(obj)
-                if not opts["dryRun"]:
-                    self._remove(res, key, policy)
+            name = obj["metadata"]["name"]
+            if (ns, name) not in self._store[res.kind]:
+                continue
+            delete_query = {"propagationPolicy": opts["propagationPolicy"]} if opts.get("propagationPolicy") else {}
+            if opts["dryRun"]:
+                delete_query["dryRun"] = "All"
+            _, answer, _ = self._delete(res, ns, name, delete_query, b"")
+            items.append(obj if answer.get("kind") == "Status" else answer)
         return 200, {"kind": f"{res.kind}List", "apiVersion": res.api_version,
                      "metadata": {"resourceVersion": str(self._rv)}, "items": items}, {}
+
+    # ------------------------------------------------------------------ controllers
+    # What kube-controller-manager does after a delete, in the order a real cluster does it and a
+    # moment later (``controller_delay``): the garbage collector deletes dependents whose owners are all
+    # gone (and drops dangling owner references), handles the orphan and foregroundDeletion finalizers;
+    # the pvc-protection controller releases a claim no pod uses; the namespace controller empties a
+    # Terminating namespace, then removes it.
+    # https://kubernetes.io/docs/concepts/architecture/garbage-collection/
+
+    def run_controllers(self) -> None:
+        """Let the controllers catch up now (deterministic; a real cluster takes ~0.1 s, namespaces seconds)."""
+        with self._lock:
+            self._run_controllers_locked()
+
+    def _wake_controllers(self) -> None:
+        self._controllers_due.set()
+
+    def _controller_loop(self) -> None:
+        while not self._controllers_stop.is_set():
+            if not self._controllers_due.wait(0.5):
+                continue
+            if self.controller_delay is None:
+                self._controllers_due.clear()   # only run_controllers() catches up
+                continue
+            if self._controllers_stop.wait(self.controller_delay):
+                return
+            self._controllers_due.clear()
+            with self._lock:
+                self._run_controllers_locked()
+
+    def _run_controllers_locked(self) -> None:
+        for _ in range(1000):   # until nothing changes (each pass may free the next owner)
+            if not self._controller_pass():
+                return
+
+    def _controller_pass(self) -> bool:
+        changed = False
+        for kind, objs in self._store.items():
+            res = _BY_KIND[kind] if kind in _BY_KIND else None
+            for key, obj in list(objs.items()):
+                if key not in objs:
+                    continue
+                md = obj["metadata"]
+                if res is not None and res.kind == "Namespace":
+                    changed |= self._namespace_controller(key, obj)
+                    continue
+                if md.get("deletionTimestamp"):
+                    changed |= self._finalize(kind, key, obj)
+                elif md.get("ownerReferences"):
+                    changed |= self._collect(kind, key, obj)
+        return changed
+
+    def _dependents(self, owner: dict) -> list[tuple[str, tuple[str, str], dict]]:
+        uid, ns = owner["metadata"]["uid"], owner["metadata"].get("namespace", "")
+        return [(kind, key, obj) for kind, objs in self._store.items() for key, obj in objs.items()
+                if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+                and (not ns or key[0] == ns)]
+
+    def _finalize(self, kind: str, key: tuple[str, str], obj: dict) -> bool:
+        md = obj["metadata"]
+        finalizers = list(md.get("finalizers") or [])
+        if "orphan" in finalizers:
+            for _, _, dep in self._dependents(obj):
+                refs = [r for r in dep["metadata"]["ownerReferences"] if r.get("uid") != md["uid"]]
+                if refs:
+                    dep["metadata"]["ownerReferences"] = refs
+                else:
+                    del dep["metadata"]["ownerReferences"]
+                dep["metadata"]["resourceVersion"] = self._next_rv()
+            finalizers.remove("orphan")
+        if "foregroundDeletion" in finalizers:
+            acted = False
+            for dep_kind, dep_key, dep in self._dependents(obj):
+                refs = dep["metadata"]["ownerReferences"]
+                others = [r for r in refs if r.get("uid") != md["uid"] and self._owner_exists(r, dep_key[0])]
+                if others:   # another owner keeps it: only the reference to this owner goes
+                    dep["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != md["uid"]]
+                    dep["metadata"]["resourceVersion"] = self._next_rv()
+                    acted = True
+                elif not dep["metadata"].get("deletionTimestamp"):
+                    self._delete_by_controller(dep_kind, dep_key, dep, "Foreground")
+                    acted = True
+            if self._dependents(obj):
+                return acted   # wait for the dependents that are still being deleted
+            finalizers.remove("foregroundDeletion")
+        if "kubernetes.io/pvc-protection" in finalizers and not self._claim_in_use(key):
+            finalizers.remove("kubernetes.io/pvc-protection")
+        if finalizers == list(md.get("finalizers") or []):
+            return False
+        if finalizers:
+            md["finalizers"] = finalizers
+            md["resourceVersion"] = self._next_rv()
+        else:
+            del self._store[kind][key]
+            self._next_rv()
+        return True
+
+    def _claim_in_use(self, key: tuple[str, str]) -> bool:
+        """A pod that is not finished mounts the claim (only if pods are served by this fake)."""
+        for pod_key, pod in self._store.get("Pod", {}).items():
+            if pod_key[0] != key[0] or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            for volume in _ll((pod.get("spec") or {}).get("volumes")):
+                if _dl(_dl(volume).get("persistentVolumeClaim")).get("claimName") == key[1]:
+                    return True
+        return False
+
+    def _collect(self, kind: str, key: tuple[str, str], obj: dict) -> bool:
+        """Delete a dependent whose owners are all gone; drop dangling references when some remain."""
+        refs = obj["metadata"]["ownerReferences"]
+        solid = [r for r in refs if self._owner_exists(r, key[0])]
+        if len(solid) == len(refs):
+            return False
+        if not solid:
+            self._delete_by_controller(kind, key, obj, "Background")
+        else:
+            obj["metadata"]["ownerReferences"] = solid
+            obj["metadata"]["resourceVersion"] = self._next_rv()
+        return True
+
+    def _delete_by_controller(self, kind: str, key: tuple[str, str], obj: dict, policy: str) -> None:
+        res = _BY_KIND.get(kind)
+        if res is None:   # a kind added by another part of the fake without a catalogue entry
+            del self._store[kind][key]
+            return
+        self._delete(res, key[0], key[1], {"propagationPolicy": policy}, b"")
+
+    def _namespace_controller(self, key: tuple[str, str], namespace: dict) -> bool:
+        if not namespace["metadata"].get("deletionTimestamp"):
+            return False
+        name = key[1]
+        changed = False
+        left = 0
+        for kind, objs in self._store.items():
+            if kind == "Namespace":
+                continue
+            for okey, obj in list(objs.items()):
+                if okey[0] != name:
+                    continue
+                left += 1
+                if not obj["metadata"].get("deletionTimestamp"):
+                    self._delete_by_controller(kind, okey, obj, "Background")
+                    changed = True
+        if left == 0:
+            del self._store["Namespace"][key]
+            self._next_rv()
+            return True
+        return changed
 
     # ------------------------------------------------------------------ job insight: pods, events, logs, patch
     # What the service reads to explain a job, and the one write it makes to suspend or resume it. Where the
@@ -2375,18 +2869,35 @@ class FakeApiServer(_Identities):
         for field_ in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
             if field_ in old["metadata"]:
                 new.setdefault("metadata", {})[field_] = old["metadata"][field_]
-        new["status"] = copy.deepcopy(old.get("status"))
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)   # a RunaiJob nothing has reported on has none
         new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
+        headers: dict[str, str] = {}
         if self.validate:
-            errs = _SCHEMAS.errors(dict(new, apiVersion="batch/v1", kind="Job") if res.kind == "RunaiJob" else new)
+            # the patched object is decoded and validated like a new one (tests/test_fake_vs_real.py)
+            patched = json.dumps(new, separators=(",", ":"))
+            type_error, unknown = _DECODER.decode(new, new["apiVersion"], new["kind"])
+            if type_error:
+                # v1.28 words a patch that cannot be decoded as an invalid "patch" holding the patched object
+                raise _ApiError(422, "Invalid", f' "" is invalid: patch: Invalid value: {json.dumps(patched)}: '
+                                f"{type_error}", {"causes": [{"reason": "FieldValueInvalid", "field": "patch",
+                                                              "message": f"Invalid value: {json.dumps(patched)}: "
+                                                                         f"{type_error}"}]})
+            if unknown:
+                headers["Warning"] = ", ".join(_warning(f'unknown field "{u}"') for u in unknown)
+            errs = self._validate_semantics(res, new)
             if res.kind == "Job":
+                # ValidateJob, then ValidateJobUpdate, which validates the spec once more (v1.28 reports twice)
+                errs += [e for e in _validate_job(new, _dl(new.get("spec"))) if e.field != "spec.selector"]
                 for fld in ("selector", "template", "completions", "completionMode"):
                     if (new.get("spec") or {}).get(fld) != (old.get("spec") or {}).get(fld):
                         errs.append(_fe_invalid(f"spec.{fld}", (new.get("spec") or {}).get(fld), "field is immutable"))
             if errs:
                 raise _invalid(res, name, errs)
         if new == old:
-            return 200, new, {}   # nothing changed: no new resourceVersion, like the real server
+            return 200, new, headers   # nothing changed: no new resourceVersion, like the real server
         if new.get("spec") != old.get("spec"):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         new["metadata"]["resourceVersion"] = self._next_rv()
@@ -2394,7 +2905,7 @@ class FakeApiServer(_Identities):
             self._store[res.kind][key] = new
             if self.job_controller and res.kind in ("Job", "RunaiJob"):
                 self._sync_job(ns, new)
-        return 200, new, {}
+        return 200, new, headers
 
     # --- a minimal job controller
 
@@ -2413,7 +2924,7 @@ class FakeApiServer(_Identities):
         now = _now()
         if spec.get("suspend"):
             for pod in active:
-                self._remove(_BY_KIND["Pod"], (ns, pod["metadata"]["name"]), "Background")
+                self._remove(_BY_KIND["Pod"], (ns, pod["metadata"]["name"]))
                 self._record_event(ns, job, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
             status.pop("active", None)
             if not (suspended and suspended.get("status") == "True"):
@@ -2516,6 +3027,9 @@ def _default_pod_spec(ps: Any) -> None:
     ps.setdefault("schedulerName", "default-scheduler")
     ps.setdefault("securityContext", {})
     ps.setdefault("terminationGracePeriodSeconds", 30)
+    for vol in _ll(ps.get("volumes")):
+        if isinstance(vol, dict) and isinstance(vol.get("hostPath"), dict):
+            vol["hostPath"].setdefault("type", "")   # HostPathUnset
     for ctr in _ll(ps.get("containers")) + _ll(ps.get("initContainers")):
         if not isinstance(ctr, dict):
             continue
@@ -2532,110 +3046,191 @@ def _default_pod_spec(ps: Any) -> None:
                 port.setdefault("protocol", "TCP")
 
 
-def _validate_pod_spec(ps: Any, fld: str) -> list[_FieldErr]:
-    errs: list[_FieldErr] = []
-    if not isinstance(ps, dict):
-        return [_fe_required(fld + ".containers")]
-    volumes: set[str] = set()
-    for i, vol in enumerate(ps.get("volumes") or []):
-        if not isinstance(vol, dict):
-            continue
-        vname = vol.get("name") or ""
-        vf = f"{fld}.volumes[{i}].name"
-        errs += [_fe_invalid(vf, vname, m) for m in _dns1123_label_errs(vname)] if vname else [_fe_required(vf)]
-        if vname in volumes:
-            errs.append(_fe_duplicate(vf, vname))
-        volumes.add(vname)
-        pvc = vol.get("persistentVolumeClaim")
-        if isinstance(pvc, dict) and not pvc.get("claimName"):
-            errs.append(_fe_required(f"{fld}.volumes[{i}].persistentVolumeClaim.claimName"))
-    containers = ps.get("containers") or []
-    if not containers:
-        errs.append(_fe_required(fld + ".containers"))
-    names: set[str] = set()
-    for section, ctrs in (("initContainers", ps.get("initContainers") or []), ("containers", containers)):
-        for i, ctr in enumerate(ctrs):
-            if not isinstance(ctr, dict):
-                continue
-            cf = f"{fld}.{section}[{i}]"
-            cname = ctr.get("name") or ""
-            if not cname:
-                errs.append(_fe_required(cf + ".name"))
-            else:
-                errs += [_fe_invalid(cf + ".name", cname, m) for m in _dns1123_label_errs(cname)]
-                if cname in names:
-                    errs.append(_fe_duplicate(cf + ".name", cname))
-                names.add(cname)
-            if not (ctr.get("image") or "").strip():
-                errs.append(_fe_required(cf + ".image"))
-            ipp = ctr.get("imagePullPolicy")
-            if ipp is not None and ipp not in ("Always", "IfNotPresent", "Never"):
-                errs.append(_fe_not_supported(cf + ".imagePullPolicy", ipp, ["Always", "IfNotPresent", "Never"]))
-            errs += _validate_resource_requirements(ctr.get("resources"), cf + ".resources")
-            port_names: set[str] = set()
-            for j, port in enumerate(ctr.get("ports") or []):
-                if not isinstance(port, dict):
-                    continue
-                cp = port.get("containerPort")
-                if isinstance(cp, int) and not 1 <= cp <= 65535:
-                    errs.append(_fe_invalid(f"{cf}.ports[{j}].containerPort", cp,
-                                            "must be between 1 and 65535, inclusive"))
-                pn = port.get("name")
-                if pn:
-                    if pn in port_names:
-                        errs.append(_fe_duplicate(f"{cf}.ports[{j}].name", pn))
-                    port_names.add(pn)
-            for j, vm in enumerate(ctr.get("volumeMounts") or []):
-                if isinstance(vm, dict) and vm.get("name") and vm["name"] not in volumes:
-                    errs.append(_fe_not_found(f"{cf}.volumeMounts[{j}].name", vm["name"]))
-            for j, env in enumerate(ctr.get("env") or []):
-                if isinstance(env, dict) and "=" in (env.get("name") or ""):
-                    errs.append(_fe_invalid(f"{cf}.env[{j}].name", env["name"],
-                                            "a valid environment variable name must consist only of printable "
-                                            "ASCII characters other than '='"))
-    rp = ps.get("restartPolicy")
-    if rp is not None and rp not in ("Always", "OnFailure", "Never"):
-        errs.append(_fe_not_supported(fld + ".restartPolicy", rp, ["Always", "OnFailure", "Never"]))
+_MSG_ENV_NAME = ("a valid environment variable name must consist of alphabetic characters, digits, '_', '-', "
+                 "or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or "
+                 "'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')")
+_ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def _env_name_errs(v: str) -> list[str]:
+    errs = [] if _ENV_NAME_RE.match(v) else [_MSG_ENV_NAME]
+    if v == ".":
+        errs.append("must not be '.'")
+    elif v == "..":
+        errs.append("must not be '..'")
+    elif v.startswith(".."):
+        errs.append("must not start with '..'")
     return errs
 
 
-def _validate_job(obj: dict, spec: dict | None, is_job: bool) -> list[_FieldErr]:
+def _validate_volumes(volumes: list, fld: str) -> tuple[list[_FieldErr], set[str]]:
+    """ValidateVolumes: the source first, then the name (v1.28 order)."""
     errs: list[_FieldErr] = []
-    if spec is None:
-        return [_fe_required("spec.template.spec.containers")]
-    for fname in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds",
+    names: set[str] = set()
+    for i, vol in enumerate(volumes):
+        vol = _dl(vol)
+        vf = f"{fld}[{i}]"
+        sources = [k for k in vol if k != "name"]
+        if not sources:
+            errs.append(_fe_required(vf, "must specify a volume type"))
+        host_path = vol.get("hostPath")
+        if isinstance(host_path, dict) and not host_path.get("path"):
+            errs.append(_fe_required(vf + ".hostPath.path"))
+        claim = vol.get("persistentVolumeClaim")
+        if isinstance(claim, dict) and not claim.get("claimName"):
+            errs.append(_fe_required(vf + ".persistentVolumeClaim.claimName"))
+        vname = vol.get("name") or ""
+        if not vname:
+            errs.append(_fe_required(vf + ".name"))
+        else:
+            errs += [_fe_invalid(vf + ".name", vname, m) for m in _dns1123_label_errs(vname)]
+        if vname in names:
+            errs.append(_fe_duplicate(vf + ".name", vname))
+        names.add(vname)
+    return errs, names
+
+
+def _validate_container(ctr: dict, cf: str, volumes: set[str]) -> list[_FieldErr]:
+    """validateContainerCommon of v1.28, in its order."""
+    errs: list[_FieldErr] = []
+    cname = ctr.get("name") or ""
+    if not cname:
+        errs.append(_fe_required(cf + ".name"))
+    else:
+        errs += [_fe_invalid(cf + ".name", cname, m) for m in _dns1123_label_errs(cname)]
+    if not ctr.get("image"):
+        errs.append(_fe_required(cf + ".image"))
+    port_names: set[str] = set()
+    for j, port in enumerate(_ll(ctr.get("ports"))):
+        port = _dl(port)
+        pf = f"{cf}.ports[{j}]"
+        pn = port.get("name")
+        if pn:
+            if pn in port_names:
+                errs.append(_fe_duplicate(pf + ".name", pn))
+            port_names.add(pn)
+        cp = port.get("containerPort") or 0
+        if not cp:
+            errs.append(_fe_required(pf + ".containerPort"))
+        elif not 1 <= cp <= 65535:
+            errs.append(_fe_invalid(pf + ".containerPort", cp, "must be between 1 and 65535, inclusive"))
+    for j, env in enumerate(_ll(ctr.get("env"))):
+        env = _dl(env)
+        ef = f"{cf}.env[{j}]"
+        ename = env.get("name") or ""
+        if not ename:
+            errs.append(_fe_required(ef + ".name"))
+        else:
+            errs += [_fe_invalid(ef + ".name", ename, m) for m in _env_name_errs(ename)]
+        value_from = env.get("valueFrom")
+        if isinstance(value_from, dict):
+            secret = value_from.get("secretKeyRef")
+            if isinstance(secret, dict):
+                sname = secret.get("name") or ""
+                errs += [_fe_invalid(ef + ".valueFrom.secretKeyRef.name", sname, m)
+                         for m in _dns1123_subdomain_errs(sname)]
+                if not secret.get("key"):
+                    errs.append(_fe_required(ef + ".valueFrom.secretKeyRef.key"))
+            sources = [k for k in ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef") if k in value_from]
+            if not sources:
+                errs.append(_fe_invalid(ef + ".valueFrom", "", "must specify one of: `fieldRef`, "
+                                        "`resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"))
+            elif env.get("value"):
+                errs.append(_fe_invalid(ef + ".valueFrom", "", "may not be specified when `value` is not empty"))
+            elif len(sources) > 1:
+                errs.append(_fe_invalid(ef + ".valueFrom", "", "may not have more than one field specified at a time"))
+    mount_points: set[str] = set()
+    for j, vm in enumerate(_ll(ctr.get("volumeMounts"))):
+        vm = _dl(vm)
+        mf = f"{cf}.volumeMounts[{j}]"
+        if not vm.get("name"):
+            errs.append(_fe_required(mf + ".name"))
+        if (vm.get("name") or "") not in volumes:
+            errs.append(_fe_not_found(mf + ".name", vm.get("name") or ""))
+        path = vm.get("mountPath") or ""
+        if not path:
+            errs.append(_fe_required(mf + ".mountPath"))
+        if path in mount_points:
+            errs.append(_fe_invalid(mf + ".mountPath", path, "must be unique"))
+        mount_points.add(path)
+    ipp = ctr.get("imagePullPolicy")
+    if ipp is not None and ipp not in ("Always", "IfNotPresent", "Never"):
+        errs.append(_fe_not_supported(cf + ".imagePullPolicy", ipp, ["Always", "IfNotPresent", "Never"]))
+    errs += _validate_resource_requirements(ctr.get("resources"), cf + ".resources")
+    return errs
+
+
+def _validate_pod_spec(ps: Any, fld: str) -> list[_FieldErr]:
+    """ValidatePodSpec of v1.28 for the fields this fake knows: volumes, containers, restartPolicy, nodeSelector."""
+    ps = _dl(ps)
+    errs, volumes = _validate_volumes(_ll(ps.get("volumes")), fld + ".volumes")
+    containers = _ll(ps.get("containers"))
+    if not containers:
+        errs.append(_fe_required(fld + ".containers"))
+    names: set[str] = set()   # unique across containers and init containers
+    for section, items in (("containers", containers), ("initContainers", _ll(ps.get("initContainers")))):
+        for i, ctr in enumerate(items):
+            cf = f"{fld}.{section}[{i}]"
+            ctr = _dl(ctr)
+            errs += _validate_container(ctr, cf, volumes)
+            if ctr.get("name") in names:
+                errs.append(_fe_duplicate(cf + ".name", ctr.get("name")))
+            names.add(ctr.get("name"))
+    rp = ps.get("restartPolicy")
+    if rp is not None and rp not in ("Always", "OnFailure", "Never"):
+        errs.append(_fe_not_supported(fld + ".restartPolicy", rp, ["Always", "OnFailure", "Never"]))
+    errs += _validate_labels(ps.get("nodeSelector"), fld + ".nodeSelector")
+    return errs
+
+
+def _go_string_map(labels: dict) -> str:
+    """Go's %#v of a map[string]string (keys sorted), as v1.28 prints it in a field error."""
+    return "map[string]string{" + ", ".join(f"{json.dumps(k)}:{json.dumps(str(v))}"
+                                            for k, v in sorted(labels.items())) + "}"
+
+
+def _go_label_selector(selector: dict) -> str:
+    labels = selector.get("matchLabels")
+    shown = _go_string_map(labels) if labels else "map[string]string(nil)"
+    expressions = "[]v1.LabelSelectorRequirement(nil)" if not selector.get("matchExpressions") else "[...]"
+    return f"v1.LabelSelector{{MatchLabels:{shown}, MatchExpressions:{expressions}}}"
+
+
+def _validate_job(obj: dict, spec: dict | None, is_job: bool = True) -> list[_FieldErr]:
+    """ValidateJob of v1.28 after PrepareForCreate (selector and pod labels generated), in its order."""
+    errs: list[_FieldErr] = []
+    spec = spec or {}
+    for fname in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
                   "ttlSecondsAfterFinished"):
         v = spec.get(fname)
         if isinstance(v, int) and v < 0:
             errs.append(_fe_invalid(f"spec.{fname}", v, "must be greater than or equal to 0"))
-    tmpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
-    tmd = tmpl.get("metadata") if isinstance(tmpl.get("metadata"), dict) else {}
-    labels = tmd.get("labels") if isinstance(tmd.get("labels"), dict) else {}
-    errs += _validate_labels(labels, "spec.template.metadata.labels")
-    errs += _validate_annotations(tmd.get("annotations"), "spec.template.metadata.annotations")
+    tmpl = _dl(spec.get("template"))
+    tmd = _dl(tmpl.get("metadata"))
+    labels = _dl(tmd.get("labels"))
+    selector = spec.get("selector")
+    matchers = _dl(_dl(selector).get("matchLabels"))
+    if not spec.get("manualSelector"):   # validateGeneratedSelector comes before the spec's own checks
+        md = obj["metadata"]
+        expected = {"batch.kubernetes.io/controller-uid": md.get("uid"), "batch.kubernetes.io/job-name": md.get("name"),
+                    "controller-uid": md.get("uid"), "job-name": md.get("name")}
+        if any(expected.get(k) != v for k, v in matchers.items()):
+            errs.insert(0, _FieldErr("spec.selector", "FieldValueInvalid",
+                                     f"Invalid value: {_go_label_selector(_dl(selector))}: `selector` not auto-generated"))
+    if not selector:
+        errs.append(_fe_required("spec.selector"))
+    elif any(labels.get(k) != v for k, v in matchers.items()):
+        errs.append(_FieldErr("spec.template.metadata.labels", "FieldValueInvalid",
+                              f"Invalid value: {_go_string_map(labels)}: `selector` does not match template `labels`"))
+    # ValidatePodTemplateSpec: note the paths, spec.template.labels (not .metadata.labels)
+    errs += _validate_labels(labels, "spec.template.labels")
+    errs += _validate_annotations(tmd.get("annotations"), "spec.template.annotations")
     errs += _validate_pod_spec(tmpl.get("spec"), "spec.template.spec")
-    if not is_job:
-        return errs
-    ps = tmpl.get("spec") if isinstance(tmpl.get("spec"), dict) else {}
-    rp = ps.get("restartPolicy", "Always")
-    if rp in ("Always",):
+    rp = _dl(tmpl.get("spec")).get("restartPolicy", "Always")
+    if rp in ("Always", ""):
+        errs.append(_fe_required("spec.template.spec.restartPolicy", 'valid values: "OnFailure", "Never"'))
+    elif rp not in ("OnFailure", "Never"):
         errs.append(_fe_not_supported("spec.template.spec.restartPolicy", rp, ["OnFailure", "Never"]))
-    name = obj["metadata"].get("name") or ""
-    if spec.get("manualSelector"):
-        sel = spec.get("selector")
-        if not sel:
-            errs.append(_fe_required("spec.selector"))
-        else:
-            ml = (sel or {}).get("matchLabels") or {}
-            if any(labels.get(k) != v for k, v in ml.items()):
-                errs.append(_fe_invalid("spec.template.metadata.labels", labels,
-                                        "`selector` does not match template `labels`"))
-    else:
-        if spec.get("selector"):
-            errs.append(_fe_invalid("spec.selector", spec["selector"], "`selector` not auto-generated"))
-        if len(name) > 63:
-            # the job-name labels added to the pod template must be valid label values
-            errs.append(_fe_invalid("spec.template.labels", name, "must be no more than 63 characters"))
     return errs
 
 
@@ -2682,53 +3277,62 @@ def _validate_pvc(spec: dict | None) -> list[_FieldErr]:
         if q is not None and q <= 0:
             errs.append(_fe_invalid("spec.resources[storage]", str(requests["storage"]),
                                     "must be greater than zero"))
-    vm = spec.get("volumeMode")
-    if vm is not None and vm not in ("Block", "Filesystem"):
-        errs.append(_fe_not_supported("spec.volumeMode", vm, ["Block", "Filesystem"]))
     sc = spec.get("storageClassName")
     if sc:
         errs += [_fe_invalid("spec.storageClassName", sc, m) for m in _dns1123_subdomain_errs(sc)]
+    vm = spec.get("volumeMode")
+    if vm is not None and vm not in ("Block", "Filesystem"):
+        errs.append(_fe_not_supported("spec.volumeMode", vm, ["Block", "Filesystem"]))
     return errs
 
 
 def _validate_ingress_backend(b: Any, fld: str) -> list[_FieldErr]:
+    """validateIngressBackend of v1.28."""
     errs: list[_FieldErr] = []
-    if not isinstance(b, dict):
-        return [_fe_required(fld)]
+    b = _dl(b)
     svc, resource = b.get("service"), b.get("resource")
-    if svc and resource:
+    if svc is not None and resource is not None:
         return [_fe_invalid(fld, "", "cannot set both resource and service backends")]
-    if not svc and not resource:
+    if resource is not None:
+        return errs
+    if svc is None:
         return [_fe_invalid(fld, "", "resource or service backend is required")]
-    if svc:
-        sname = svc.get("name") or ""
-        if not sname:
-            errs.append(_fe_required(fld + ".service.name"))
-        else:
-            errs += [_fe_invalid(fld + ".service.name", sname, m) for m in _dns1035_label_errs(sname)]
-        port = svc.get("port") or {}
-        has_name, has_num = bool(port.get("name")), port.get("number") is not None
-        if has_name and has_num:
-            errs.append(_fe_invalid(fld + ".service.port", port, "cannot set both port name & port number"))
-        elif not has_name and not has_num:
-            errs.append(_fe_invalid(fld + ".service.port", port, "port name or number is required"))
-        elif has_num and not 1 <= int(port["number"]) <= 65535:
-            errs.append(_fe_invalid(fld + ".service.port.number", port["number"],
-                                    "must be between 1 and 65535, inclusive"))
+    svc = _dl(svc)
+    sname = svc.get("name") or ""
+    if not sname:
+        errs.append(_fe_required(fld + ".service.name"))
+    else:
+        errs += [_fe_invalid(fld + ".service.name", sname, m) for m in _dns1035_label_errs(sname)]
+    port = _dl(svc.get("port"))
+    has_name, has_num = bool(port.get("name")), bool(port.get("number"))
+    if has_name and has_num:
+        errs.append(_fe_invalid(fld, "", "cannot set both port name & port number"))
+    elif has_num and not 1 <= int(port["number"]) <= 65535:
+        errs.append(_fe_invalid(fld + ".service.port.number", port["number"],
+                                "must be between 1 and 65535, inclusive"))
+    elif not has_name and not has_num:
+        errs.append(_fe_required(fld, "port name or number is required"))
     return errs
 
 
+_INVALID_PATH_SEQUENCES = ("//", "/./", "/../", "%2f", "%2F")
+_INVALID_PATH_SUFFIXES = ("/..", "/.")
+
+
 def _validate_ingress(spec: dict | None) -> list[_FieldErr]:
+    """ValidateIngressSpec of v1.28, in its order."""
     errs: list[_FieldErr] = []
     spec = spec or {}
-    rules = spec.get("rules") or []
+    rules = _ll(spec.get("rules"))
     if not rules and not spec.get("defaultBackend"):
-        errs.append(_fe_invalid("spec", spec, "either `defaultBackend` or `rules` must be specified"))
+        # the real message prints the Go value of the rules slice
+        shown = "[]networking.IngressRule{}" if "rules" in spec else "[]networking.IngressRule(nil)"
+        errs.append(_FieldErr("spec", "FieldValueInvalid",
+                              f"Invalid value: {shown}: either `defaultBackend` or `rules` must be specified"))
     if spec.get("defaultBackend"):
         errs += _validate_ingress_backend(spec["defaultBackend"], "spec.defaultBackend")
     for i, rule in enumerate(rules):
-        if not isinstance(rule, dict):
-            continue
+        rule = _dl(rule)
         rf = f"spec.rules[{i}]"
         host = rule.get("host")
         if host:
@@ -2738,30 +3342,34 @@ def _validate_ingress(spec: dict | None) -> list[_FieldErr]:
             except ValueError:
                 check = host[2:] if host.startswith("*.") else host
                 errs += [_fe_invalid(rf + ".host", host, m) for m in _dns1123_subdomain_errs(check)]
-        http_ = rule.get("http")
-        if http_ is None:
+        if rule.get("http") is None:
             continue
-        paths = (http_ or {}).get("paths") or []
+        paths = _ll(_dl(rule["http"]).get("paths"))
         if not paths:
             errs.append(_fe_required(rf + ".http.paths"))
         for j, p in enumerate(paths):
-            if not isinstance(p, dict):
-                continue
+            p = _dl(p)
             pf = f"{rf}.http.paths[{j}]"
             pt = p.get("pathType")
             if not pt:
                 errs.append(_fe_required(pf + ".pathType", "pathType must be specified"))
-            elif pt not in ("Exact", "ImplementationSpecific", "Prefix"):
-                errs.append(_fe_not_supported(pf + ".pathType", pt, ["Exact", "ImplementationSpecific", "Prefix"]))
-            path = p.get("path")
+                continue
+            path = p.get("path") or ""
             if pt in ("Exact", "Prefix"):
-                if not path or not path.startswith("/"):
-                    errs.append(_fe_invalid(pf + ".path", path or "", "must be an absolute path"))
-            elif path and not path.startswith("/"):
-                errs.append(_fe_invalid(pf + ".path", path, "must be an absolute path"))
+                if not path.startswith("/"):
+                    errs.append(_fe_invalid(pf + ".path", path, "must be an absolute path"))
+                errs += [_fe_invalid(pf + ".path", path, f"must not contain '{seq}'")
+                         for seq in _INVALID_PATH_SEQUENCES if seq in path]
+                errs += [_fe_invalid(pf + ".path", path, f"cannot end with '{suffix}'")
+                         for suffix in _INVALID_PATH_SUFFIXES if path.endswith(suffix)]
+            elif pt == "ImplementationSpecific":
+                if path and not path.startswith("/"):
+                    errs.append(_fe_invalid(pf + ".path", path, "must be an absolute path"))
+            else:
+                errs.append(_fe_not_supported(pf + ".pathType", pt, ["Exact", "ImplementationSpecific", "Prefix"]))
             errs += _validate_ingress_backend(p.get("backend"), pf + ".backend")
-    for i, tls in enumerate(spec.get("tls") or []):
-        for j, h in enumerate((tls or {}).get("hosts") or []):
+    for i, tls in enumerate(_ll(spec.get("tls"))):
+        for j, h in enumerate(_ll(_dl(tls).get("hosts"))):
             check = h[2:] if h.startswith("*.") else h
             errs += [_fe_invalid(f"spec.tls[{i}].hosts[{j}]", h, m) for m in _dns1123_subdomain_errs(check)]
     cls = spec.get("ingressClassName")

@@ -23,6 +23,8 @@ def post_batch(client, jobs, *, query: str = "", key: str | None = None, user: s
 
 
 def job_objects(fake) -> list[dict]:
+    """What jobs left in the cluster once its controllers (garbage collector, pvc-protection) caught up."""
+    fake.run_controllers()
     return [obj for obj in fake.objects() if obj["kind"] != "Namespace"]
 
 

@@ -107,6 +107,7 @@ def test_suspend_deletes_the_pods_and_resume_creates_them_again(fake, api):
 def test_deleting_the_job_in_the_background_deletes_its_pods(fake, api):
     create_job(api)
     client.BatchV1Api(api).delete_namespaced_job("train", NS, propagation_policy="Background")
+    fake.run_controllers()   # the garbage collector removes the pods a moment after their job
     assert fake.objects("Pod") == []
 
 

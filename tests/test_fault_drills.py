@@ -36,7 +36,9 @@ SERVICE_JOB = {**SEED_JOB, "ports": [80], "serviceType": "clusterip"}  # auto-na
 
 
 def job_objects(server: FakeApiServer, kind: str | None = None) -> list[dict]:
-    """What a job can leave in the cluster (everything but namespaces)."""
+    """What a job can leave in the cluster (everything but namespaces), once the controllers (garbage
+    collector, pvc-protection) have caught up, as they do within a moment on a real cluster."""
+    server.run_controllers()
     if kind:
         return server.objects(kind=kind)
     return [obj for obj in server.objects() if obj["kind"] != "Namespace"]

@@ -34,6 +34,8 @@ def keyed(client, job: dict, key: str | None = KEY, *, user: str = "john", query
 
 
 def stored(fake, kind: str) -> list[dict]:
+    """What the cluster holds once its controllers (garbage collector) have caught up, as they do in a moment."""
+    fake.run_controllers()
     return fake.objects(kind)
 
 

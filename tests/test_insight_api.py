@@ -131,6 +131,9 @@ def test_job_view_gives_the_scheduler_message_and_its_events_newest_first(env):
 def test_job_view_reports_the_controller_failing_to_create_pods(env):
     env.fake.job_controller = False   # as under a quota of pods: 0, no pod is ever created
     env.submit("train")
+    # A controller is at work (it has a status to report: none of its pods yet); a new RunaiJob has no status
+    # of its own, as on a real cluster, where only its controller writes one.
+    env.fake.set_status(env.kind, TEAM_A, "train", {})
     workload = env.fake.get_object(env.kind, TEAM_A, "train")
     env.fake.add_event(TEAM_A, workload, "FailedCreate", QUOTA, type="Warning", component="job-controller")
 

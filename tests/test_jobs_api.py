@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from runai_submit import __version__
+from runai_submit.cluster.kinds import KINDS
 from tests.conftest import MAXIMAL_JOB, SEED_JOB, TEAM_A, TEAM_B, make_app, submit
 
 USER = {"RA-USER": "john"}
@@ -21,6 +22,9 @@ class Env:
 
     def __init__(self, client, fake, kind: str) -> None:
         self.client, self.fake, self.kind = client, fake, kind
+        # The status of a job nothing has acted on: a new Job's status is empty (Pending); a new RunaiJob has
+        # none, as on a real cluster (its CRD makes status a subresource), and without pods that is Unknown.
+        self.untouched = "Pending" if kind == "Job" else "Unknown"
 
     def submit(self, job: dict, **kwargs):
         response = submit(self.client, job, **kwargs)
@@ -33,7 +37,9 @@ class Env:
         return obj
 
     def left(self) -> list[tuple[str, str]]:
-        """(kind, name) of every stored object but namespaces."""
+        """(kind, name) of every stored object but namespaces, once the controllers (garbage collector,
+        pvc-protection) have caught up, as they do within a moment on a real cluster."""
+        self.fake.run_controllers()
         return sorted((obj["kind"], obj["metadata"]["name"]) for obj in self.fake.objects() if obj["kind"] != "Namespace")
 
     def delete(self, items, query: str = "", path: str = "/api/job", headers=USER):
@@ -74,7 +80,7 @@ def test_listed_job_has_every_field_from_the_workload(env):
         assert job["uid"] == stored["metadata"]["uid"] and job["uid"]
         assert job["createdAt"] == epoch_ms(stored["metadata"]["creationTimestamp"])
         assert job["project"] == "team-a"
-        assert job["status"] == "Pending"  # created, the controller has not acted yet
+        assert job["status"] == env.untouched  # created, nothing has acted on it yet
     assert jobs["train-one"]["user"] == "Jane Doe"
     assert jobs["inter-half"]["user"] == "john"
     assert (jobs["train-one"]["type"], jobs["inter-half"]["type"], jobs["no-gpu"]["type"]) == (
@@ -151,7 +157,7 @@ STATUSES = [
     ({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]},
      "Failed"),
     ({"active": 1, "ready": 1, "conditions": [{"type": "Failed", "status": "False"}]}, "Running"),
-    (None, "Unknown"),
+    (None, "Unknown"),                     # nothing has reported on it (a RunaiJob without Run:AI)
 ]
 
 
@@ -164,14 +170,16 @@ def test_status_is_derived_from_the_workload_status(env, status, expected):
     listed = {job["name"]: job["status"] for job in env.client.get("/api/job?project=team-a").json["data"]}
     one = env.client.get("/api/v1/job/team-a/watched")
 
-    assert listed == {"watched": expected, "other": "Pending"}
+    assert listed == {"watched": expected, "other": env.untouched}
     assert one.status_code == 200 and one.json["status"] == expected
 
 
-def test_a_new_workload_is_stored_with_an_empty_status_and_lists_as_pending(env):
+def test_a_new_workload_is_pending_or_unknown_until_something_reports_on_it(env):
     env.submit({**SEED_JOB, "name": "fresh"})
-    assert env.workload("fresh")["status"] == {}
-    assert env.client.get("/api/v1/job/team-a/fresh").json["status"] == "Pending"
+    # A batch/v1 Job is stored with an empty status: Pending. A RunaiJob is stored with none at all (status
+    # is a subresource of its CRD), and the fake has no Run:AI controller and no pods: Unknown.
+    assert env.workload("fresh").get("status") == ({} if env.kind == "Job" else None)
+    assert env.client.get("/api/v1/job/team-a/fresh").json["status"] == env.untouched
 
 
 @pytest.mark.parametrize("query", ["/api/job?project=team-a", "/api/job", "/api/v1/job/team-a?user=john",
@@ -280,7 +288,8 @@ def test_delete_after_submit_leaves_nothing_but_the_pvcs(env, path):
     response = env.delete([{"name": "maximal", "project": "team-a"}], path=path)
 
     assert response.status_code == 200, response.json
-    assert response.json == [{"name": "maximal", "project": "team-a", "ok": True, "error": None, "deleted": [f"{env.kind} maximal"]}]
+    assert response.json == [{"name": "maximal", "project": "team-a", "ok": True, "error": None,
+                              "deleted": [f"{env.kind} maximal", "Service maximal", "Ingress maximal"]}]
     assert env.left() == [("PersistentVolumeClaim", "pvc-maximal-0")]
 
 
@@ -294,7 +303,8 @@ def test_delete_with_delete_pvcs_leaves_nothing_and_keeps_other_jobs(env):
     assert response.status_code == 200, response.json
     (result,) = response.json
     assert result["ok"] is True
-    assert sorted(result["deleted"]) == sorted([f"{env.kind} maximal", "PersistentVolumeClaim pvc-maximal-0"])
+    assert result["deleted"] == [f"{env.kind} maximal", "Service maximal", "Ingress maximal",
+                                 "PersistentVolumeClaim pvc-maximal-0"]
     assert env.left() == [item for item in keeper_before if item[1] in ("keeper", "pvc-keeper-0")]
     assert env.left() == sorted([(env.kind, "keeper"), ("PersistentVolumeClaim", "pvc-keeper-0"),
                                  ("Service", "keeper"), ("Ingress", "keeper")])
@@ -307,16 +317,32 @@ def test_delete_pvcs_false_keeps_them(env):
     assert env.left() == [("PersistentVolumeClaim", "pvc-maximal-0")]
 
 
-def test_delete_cascades_to_service_and_ingress_in_a_labelled_namespace(env):
+def test_delete_removes_service_and_ingress_in_a_labelled_namespace(env):
     env.submit({**SEED_JOB, "name": "web", "project": "team-b", "ports": [8080], "serviceType": "ingress"})
     assert env.left() == sorted([(env.kind, "web"), ("Service", "web"), ("Ingress", "web")])
 
     response = env.delete([{"name": "web", "project": "team-b"}])
 
-    assert response.json == [{"name": "web", "project": "team-b", "ok": True, "error": None, "deleted": [f"{env.kind} web"]}]
-    assert env.left() == []
-    deletes = [(method, path) for method, path, _ in env.fake.requests if method == "DELETE"]
-    assert len(deletes) == 1 and f"/namespaces/{TEAM_B}/" in deletes[0][1]
+    assert response.json == [{"name": "web", "project": "team-b", "ok": True, "error": None,
+                              "deleted": [f"{env.kind} web", "Service web", "Ingress web"]}]
+    # gone when the answer comes, without waiting for the garbage collector
+    assert env.fake.objects("Service") == [] and env.fake.objects("Ingress") == []
+    deletes = [path.split("?")[0] for method, path, _ in env.fake.requests if method == "DELETE"]
+    assert [path.rsplit("/", 2)[-2:] for path in deletes] == [
+        [KINDS[env.kind].plural, "web"], ["services", "web"], ["ingresses", "web"]]
+    assert all(f"/namespaces/{TEAM_B}/" in path for path in deletes)
+
+
+def test_delete_leaves_a_service_of_the_same_name_that_the_job_does_not_own(env):
+    env.submit({**SEED_JOB, "name": "web", "project": "team-b"})
+    cluster = env.client.application.extensions["runai_submit"].cluster
+    cluster.create(TEAM_B, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                            "spec": {"ports": [{"port": 80}]}})  # someone else's, by chance of the same name
+
+    response = env.delete([{"name": "web", "project": "team-b"}])
+
+    assert response.json[0]["deleted"] == [f"{env.kind} web"]
+    assert [s["metadata"]["name"] for s in env.fake.objects("Service")] == ["web"]
 
 
 def test_delete_reports_each_item_and_one_failure_does_not_stop_the_others(env):
@@ -422,7 +448,7 @@ def test_version_names_the_service_and_the_api_server(env):
     response = env.client.get("/api/v1/version")
     assert response.status_code == 200, response.json
     assert response.json["version"] == __version__
-    assert response.json["kubernetes"] == env.fake.kube_version == "v1.37.0"
+    assert response.json["kubernetes"] == env.fake.kube_version == "v1.28.0"
 
 
 # --- dry run ---------------------------------------------------------------------------------------

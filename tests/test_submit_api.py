@@ -21,6 +21,8 @@ SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "m
 
 
 def stored(server, kind=None):
+    """What the cluster holds once its controllers (garbage collector, pvc-protection) have caught up."""
+    server.run_controllers()
     return server.objects(kind=kind) if kind else [
         obj for obj in server.objects() if obj["kind"] != "Namespace"
     ]

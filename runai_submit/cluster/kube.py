@@ -221,9 +221,13 @@ class KubeCluster(KubeInsight):
         With ``uid`` only that very object goes, never one created since under the same name (False then):
         https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/#DeleteOptions
         """
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
+        # With a DeleteOptions body the API server reads no query parameters (handlers/delete.go), so the
+        # propagation policy goes into the body too; left out, a batch Job would orphan its pods.
+        body = ({"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid},
+                 "propagationPolicy": propagation} if uid else None)
         code, _, _ = self._request(
-            "DELETE", kind.object_path(namespace, name), query={"propagationPolicy": propagation}, body=body,
+            "DELETE", kind.object_path(namespace, name), query=None if uid else {"propagationPolicy": propagation},
+            body=body,
             verb="delete", kind=kind.kind, what=f"delete {kind.kind} {namespace}/{name}",
             expect=(200, 202, 404, 409) if uid else (200, 202, 404),  # 409: the precondition failed
         )

@@ -1,13 +1,16 @@
 """List, read and delete jobs, and the projects they live in."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
-from ..cluster.kinds import PVC
-from ..errors import JobNotFound, ProjectNotFound
+from ..cluster.kinds import INGRESS, PVC, SERVICE, Kind
+from ..errors import JobNotFound, ProjectNotFound, ServiceError
 from ..render.common import MANAGED_BY
 from ..render.names import label_safe
 from .base import ServiceBase
+
+log = logging.getLogger(__name__)
 
 
 class Jobs(ServiceBase):
@@ -19,8 +22,10 @@ class Jobs(ServiceBase):
         if user:
             selector += f",runai/user={label_safe(user)}"
         namespace = self._existing_namespace(project) if project else None
-        workloads = self.cluster.list(self.cluster.workload_kind(), namespace, label_selector=selector)
-        views = self._job_views(workloads, selector)
+        kind = self.cluster.workload_kind()
+        workloads = self.cluster.list(kind, namespace, label_selector=selector)
+        # The items of a built-in kind's list carry no "kind" (a custom resource's do): say it ourselves.
+        views = self._job_views([{"kind": kind.kind, **workload} for workload in workloads], selector)
         if user:
             # The label is a lossy form of the user name; the annotation is exact.
             views = [view for view in views if view["user"] == user]
@@ -40,12 +45,30 @@ class Jobs(ServiceBase):
         return job_view(workload)
 
     def delete_job(self, project: str, name: str, *, delete_pvcs: bool = False) -> list[str]:
-        """Delete the workload (the garbage collector removes its Service and Ingress) and, if asked, its PVCs."""
+        """Delete the workload, then its Service and Ingress, and, if asked, its new PVCs.
+
+        The garbage collector would remove the Service and Ingress too (they are owned by the workload), but
+        only some time later (seconds; half a minute after a CRD was installed), and until then a job
+        submitted again under the same name is refused because its Service name is taken. So they are deleted
+        here, each only if it belongs to this very workload (owner uid), and the answer lists them. They are
+        read before the workload goes: the collector may remove them before this request would find them.
+        """
         namespace = self.cluster.namespace_for(project)
         kind = self.cluster.workload_kind()
-        if not self.cluster.delete(namespace, kind, name):
+        workload = self.cluster.get(namespace, kind, name)
+        if workload is None:
+            raise JobNotFound(project, name)
+        uid = workload["metadata"].get("uid", "")
+        dependents = [(dependent_kind, found) for dependent_kind in (SERVICE, INGRESS)
+                      if (found := self.cluster.get(namespace, dependent_kind, name)) and _owned_by(found, uid)]
+        # The uid precondition deletes this workload only, never one submitted since under the same name.
+        if not self.cluster.delete(namespace, kind, name, uid=uid):
             raise JobNotFound(project, name)
         deleted = [f"{kind.kind} {name}"]
+        for dependent_kind, dependent in dependents:
+            # Absent by now means the collector was first: gone either way.
+            self._delete_dependent(namespace, dependent_kind, name, dependent["metadata"]["uid"])
+            deleted.append(f"{dependent_kind.kind} {name}")
         if delete_pvcs:
             selector = f"release={name},app.kubernetes.io/managed-by={MANAGED_BY}"
             for claim in self.cluster.list(PVC, namespace, label_selector=selector):
@@ -53,6 +76,14 @@ class Jobs(ServiceBase):
                 if self.cluster.delete(namespace, PVC, claim_name):
                     deleted.append(f"PersistentVolumeClaim {claim_name}")
         return deleted
+
+    def _delete_dependent(self, namespace: str, kind: Kind, name: str, uid: str) -> None:
+        """Delete an owned object; a failure is only logged, because the garbage collector removes it anyway."""
+        try:
+            self.cluster.delete(namespace, kind, name, uid=uid)
+        except ServiceError as exc:
+            log.warning("could not delete %s %s/%s (the garbage collector will): %s",
+                        kind.kind, namespace, name, exc.message)
 
     def _existing_namespace(self, project: str) -> str:
         """The project's namespace, or ProjectNotFound. Reads pay one GET that submits don't need."""
@@ -136,3 +167,7 @@ def _epoch_ms(timestamp: str | None) -> int:
     except ValueError:
         return 0
     return int(moment.timestamp() * 1000)
+
+
+def _owned_by(obj: dict, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences") or [])
