@@ -55,18 +55,23 @@ def json_body() -> Any:
     # Werkzeug answers 413 for a declared Content-Length over the limit; a chunked body has none,
     # so read one byte past the limit and refuse it here.
     limit = current_app.config["MAX_CONTENT_LENGTH"]
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    stream, declared = req.stream, req.content_length
     chunks, size = [], 0
     while size <= limit:
-        chunk = request.stream.read(limit + 1 - size)  # reads may come back short: loop to EOF
+        chunk = stream.read(limit + 1 - size)  # reads may come back short: loop to EOF
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+        if declared is not None and size >= declared:
+            break  # the whole declared body (the stream ends there): no read only to find its end
     if size > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     raw = b"".join(chunks)
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        # json.loads(raw, parse_constant=...) without building a decoder per request
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("The request body is not valid JSON.", details=str(exc)) from None
     except RecursionError:
@@ -75,6 +80,9 @@ def json_body() -> Any:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN, Infinity: not JSON (RFC 8259)
 
 
 _NO_PARAMETERS: dict[Schema, dict] = {}  # what each (module-level) schema loads from no parameters at all

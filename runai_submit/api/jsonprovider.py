@@ -26,7 +26,10 @@ def same_as_json_dumps(encoded: bytes) -> bool:
     json.dumps escapes non-ASCII text and spells floats below 1e-4 with a two-digit exponent; orjson does
     neither. A string that merely contains such text is a false alarm: the caller then uses json.dumps.
     """
-    return encoded.isascii() and _OTHER_FLOAT_SPELLING.search(encoded) is None
+    if not encoded.isascii():
+        return False
+    # Two substring tests are cheaper than the search, and almost always enough.
+    return (b"e-" not in encoded and b"0.0000" not in encoded) or _OTHER_FLOAT_SPELLING.search(encoded) is None
 
 
 class FastJSONProvider(DefaultJSONProvider):
