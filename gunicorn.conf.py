@@ -1,19 +1,22 @@
 """gunicorn settings, from the environment. See README "Operating" for the reasons behind each default."""
+import logging
 import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 _env = os.environ.get
 
 bind = _env("RUNAI_SUBMIT_BIND", f"0.0.0.0:{_env('RUNAI_SUBMIT_PORT', '8080')}")
-# Sync workers, 2 x cores + 1: measured best on tail latency (p99/p50 at concurrency 8: 1.6x, against
-# 2.6-3.6x for gthread layouts, whose threads contend for one interpreter lock) with the same throughput
-# (README "Performance"). Each submit holds a worker while it waits on the API server, so against a slow
-# API server raise WEB_CONCURRENCY, or use RUNAI_SUBMIT_WORKER_CLASS=gthread with RUNAI_SUBMIT_THREADS.
-worker_class = _env("RUNAI_SUBMIT_WORKER_CLASS", "sync")
+# gthread workers, 3 x 2 threads: chosen by measurement against the real control plane (issue 13, README
+# "Performance"): with the same CPU per submit and the same tail as 3 sync workers, 12-13 % more submits per
+# second at concurrency 8 and 32, because a kept-alive connection (a load balancer's, a client's) stays open,
+# where a sync worker closes every one. Six submits in flight per replica, each thread waiting on the API
+# server without holding the others; against a slow API server raise RUNAI_SUBMIT_THREADS or WEB_CONCURRENCY.
+worker_class = _env("RUNAI_SUBMIT_WORKER_CLASS", "gthread")
 workers = int(_env("WEB_CONCURRENCY", "3"))
-# More than one thread turns a sync worker into gthread (gunicorn's rule), so 1 unless asked.
-threads = int(_env("RUNAI_SUBMIT_THREADS", "1"))
+threads = int(_env("RUNAI_SUBMIT_THREADS", "2"))
 # A worker silent this long is killed; a submit is bounded far below this by the API call timeouts.
 timeout = int(_env("RUNAI_SUBMIT_WORKER_TIMEOUT", "60"))
 # On SIGTERM a worker stops accepting and finishes the submits in flight (each one completes or rolls
@@ -23,6 +26,28 @@ keepalive = int(_env("RUNAI_SUBMIT_KEEPALIVE", "5"))
 worker_tmp_dir = _env("RUNAI_SUBMIT_WORKER_TMP_DIR") or None
 # The service logs one JSON line per request itself (with the request id); gunicorn's would repeat it.
 accesslog = None
+
+
+class ServiceLogger(Logger):
+    """gunicorn's logger without its access log, which the service writes itself (runai_submit.api.observability).
+
+    With ``logconfig_dict`` set, gunicorn builds every request's access-log atoms and hands them to the
+    ``gunicorn.access`` logger, whose lines go nowhere (no handler, see below): about 3 % of a submit's CPU.
+    """
+
+    def access(self, resp, req, environ, request_time):  # noqa: ARG002 - gunicorn's signature
+        return None
+
+
+logger_class = ServiceLogger
+
+# No log line of the service shows the source file, line, thread or process of the call that logged it (see
+# the formats above and runai_submit.app.configure_logging), so the workers need not look them up for each
+# record: https://docs.python.org/3/howto/logging.html#optimization (set here, before the workers fork).
+logging._srcfile = None
+logging.logThreads = False
+logging.logProcesses = False
+logging.logMultiprocessing = False
 errorlog = "-"
 logconfig_dict = {
     "version": 1,

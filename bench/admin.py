@@ -91,9 +91,10 @@ class Admin:
 
     # --- removing what a run created ---------------------------------------------------------------
 
-    def delete_bench_objects(self, namespace: str, *, wait: bool = True, timeout: float = 120.0) -> int:
-        """Delete every object this benchmark created in ``namespace`` (label runai/user=runai-submit-bench),
-        dependents first, and (with ``wait``) wait until they are gone; returns how many there were.
+    def delete_bench_objects(self, namespace: str, *, wait: bool = True, timeout: float = 120.0,
+                             selector: str = BENCH_SELECTOR) -> int:
+        """Delete every object this benchmark created in ``namespace`` (label runai/user=runai-submit-bench, or
+        ``selector``), dependents first, and (with ``wait``) wait until they are gone; returns how many there were.
 
         Deleting the objects, rather than their namespace, keeps a run short: the namespace controller takes
         seconds per namespace even when it is empty. And one DELETE per object on 8 keep-alive connections
@@ -107,7 +108,7 @@ class Admin:
         pending = []
         for api_version, kind in CLEANUP_KINDS:
             path = collection_path(api_version, kind, namespace)
-            names = self._names(path)
+            names = self._names(path, selector)
             if not names:
                 continue
             pending.append(path)
@@ -126,16 +127,16 @@ class Admin:
         deadline = time.monotonic() + timeout
         while wait and pending:
             # PVCs keep their kubernetes.io/pvc-protection finalizer until a controller sees no pod uses them.
-            pending = [path for path in pending if self._names(path)]
+            pending = [path for path in pending if self._names(path, selector)]
             if pending and time.monotonic() > deadline:
                 raise AdminError(f"objects in {namespace} were not gone {timeout:.0f} s after their deletion")
             if pending:
                 time.sleep(0.2)
         return removed
 
-    def _names(self, path: str) -> list[str]:
+    def _names(self, path: str, selector: str = BENCH_SELECTOR) -> list[str]:
         """Names of the benchmark's objects at a collection ``path`` (none where the kind is not served)."""
-        status, body = call(self.api.endpoint, "GET", f"{path}?{urlencode({'labelSelector': BENCH_SELECTOR})}",
+        status, body = call(self.api.endpoint, "GET", f"{path}?{urlencode({'labelSelector': selector})}",
                             self.headers)
         if status != 200:
             return []

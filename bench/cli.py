@@ -53,12 +53,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help=f"scenarios to run, of {', '.join(SCENARIOS)} (default {','.join(DEFAULT_SCENARIOS)})")
     ap.add_argument("--configs", type=lambda s: [ServerConfig.parse(x) for x in s.split(",") if x],
                     help="gunicorn configurations, e.g. 3xsync,2x4 (WxT = W gthread workers x T threads; "
-                         "default: 3xsync, the default of gunicorn.conf.py)")
+                         "default: 3x2, the default of gunicorn.conf.py)")
     ap.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], help="concurrency levels (1,8,32)")
     ap.add_argument("--requests", type=int, help="submits per measured run for the seed job")
     ap.add_argument("--requests-maximal", type=int, help="submits per measured run for the maximal job")
     ap.add_argument("--soak-total", type=int, help="soak submits (10000)")
     ap.add_argument("--soak-concurrency", type=int, default=8)
+    ap.add_argument("--client-close", action="store_true",
+                    help="every request to the service says 'Connection: close' (a load balancer without keep-alive "
+                         "to its backends); the floor keeps its connections")
     ap.add_argument("--validate", action="store_true",
                     help="with the fake: schema validation on (slow: its jsonschema cost dominates)")
     ap.add_argument("--gunicorn-conf", default=str(ROOT / "gunicorn.conf.py"), help="gunicorn config file")
@@ -101,6 +104,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         soak_total=soak_total,
         soak_warmup=max(1, min(1000, soak_total * 3 // 10) if quick else min(1000, soak_total // 2)),
         soak_concurrency=args.soak_concurrency,
+        client_keepalive=not args.client_close,
     )
 
 
@@ -181,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(), "cpus": cpus, "platform": platform.platform(),
             "levels": plan.levels, "requests_per_level": plan.counts, "warmup": plan.warmup,
             "configs": [c.key for c in plan.configs], "scenarios": plan.scenarios, "user": "runai-submit-bench",
+            "client_keepalive": plan.client_keepalive,
             "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         }
         if not args.no_micro and not args.soak:
@@ -226,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                 + f"; errors {s['errors']}")
         else:
             say(f"load: {plan.counts['seed']} seed / {plan.counts['maximal']} maximal submits per run, levels "
-                f"{plan.levels}, one keep-alive connection per client thread; floor = the same manifests POSTed "
+                f"{plan.levels}, one {'keep-alive ' if plan.client_keepalive else ''}connection per client thread"
+                f"{'' if plan.client_keepalive else ' (Connection: close on every request to the service)'}; "
+                "floor = the same manifests POSTed "
                 "straight to the API server by the same client (4 sequential POSTs per maximal job); every run in a "
                 "fresh project on a quiet control plane")
             scenarios = [SCENARIOS[name]() for name in plan.scenarios]

@@ -22,6 +22,7 @@ EXPECTED_KINDS = {"seed": 1, "maximal": 4}
 
 BENCH_USER = "runai-submit-bench"   # RA-USER; becomes label runai/user=runai-submit-bench on every object
 BENCH_SELECTOR = f"runai/user={BENCH_USER},app.kubernetes.io/managed-by=runai-submit"
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=runai-submit"  # every object the service made, whoever's
 
 #: REST collection of each kind the service creates.
 PLURALS = {

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .admin import Admin
-from .jobs import EXPECTED_KINDS, JOBS, job_in
+from .jobs import BENCH_SELECTOR, EXPECTED_KINDS, JOBS, MANAGED_SELECTOR, job_in
 from .loadgen import Endpoint, Work, drive
 from .probes import Probe
 from .servers import ApiServer, Gunicorn, ServerConfig
@@ -39,6 +39,7 @@ class Plan:
     soak_warmup: int = 1000
     soak_concurrency: int = 8
     settle_seconds: float = 30.0    # the longest wait for a quiet control plane before a measured run
+    client_keepalive: bool = True   # False: every request to the service says Connection: close
 
 
 class Bench:
@@ -74,7 +75,9 @@ class Bench:
         self.release()
         if not self.api.owns_namespaces:
             return self.fixed_project
-        project = f"b{self.tag}-{label}"
+        # The configuration's key too: with --configs A,B the second one's warm-up must not meet the first's
+        # project, whose namespace is still being deleted.
+        project = f"b{self.tag}-{self.config.key}-{label}"
         namespace = f"runai-{project}"  # the service's default convention; labelled too
         self.admin.create_namespace(namespace, {"runai/queue": project, "runai-submit-bench": "true"})
         self._namespaces.append(namespace)
@@ -92,7 +95,10 @@ class Bench:
                                                       job_in("seed", self.fixed_project))["namespace"])
         if self._namespaces and self._namespaces[-1] not in self._released:
             started = time.monotonic()
-            self.admin.delete_bench_objects(self._namespaces[-1])
+            # In a project of its own, everything the service made goes (submits in token mode carry the
+            # caller's user label, not the bench's); in someone's cluster, only what carries the bench's user.
+            selector = MANAGED_SELECTOR if self.api.owns_namespaces else BENCH_SELECTOR
+            self.admin.delete_bench_objects(self._namespaces[-1], selector=selector)
             self.housekeeping["deletion_s"] += time.monotonic() - started
             if self.api.owns_namespaces:
                 self._released.add(self._namespaces[-1])
@@ -167,6 +173,10 @@ class Bench:
         summary["_latencies_ms"] = [round(x * 1000, 4) for x in result.latencies]
         return summary
 
+    def probe_for(self, service: Gunicorn) -> Probe:
+        """A probe whose ``service`` group is the workers of ``service`` (a second instance of a scenario)."""
+        return Probe(self.api.pids, service.pid)
+
     # --- the service -------------------------------------------------------------------------------
 
     def dry_run(self, job: str, project: str) -> dict:
@@ -181,6 +191,8 @@ class Bench:
                 headers: dict[str, str] | None = None) -> Work:
         """Submits of ``job`` into ``project`` through the service (this configuration's, or ``service``)."""
         service = service or self.service
+        if not self.plan.client_keepalive:  # --client-close: a new connection per request, as some balancers do
+            headers = {**(headers or {}), "Connection": "close"}
         return service_work(service.endpoint, job_in(job, project), self.api.dry_run, self.errors, headers)
 
     def start_service(self, *, env: dict[str, str], name: str) -> Gunicorn:
@@ -190,11 +202,12 @@ class Bench:
         server.wait_ready()
         return server
 
-    def warm_up(self, service: Gunicorn | None = None, headers: dict[str, str] | None = None) -> None:
+    def warm_up(self, service: Gunicorn | None = None, headers: dict[str, str] | None = None, *,
+                label: str = "warmup") -> None:
         """Submits of every job on fresh connections, so that every worker has discovered the workload kind,
-        cached the namespaces and opened its pool to the API server."""
+        cached the namespaces and opened its pool to the API server (in a project of its own: ``label``)."""
         service = service or self.service
-        project = self.project("warmup")
+        project = self.project(label)
         for job in JOBS:
             self.dry_run(job, project)
             warm = drive(service.endpoint, self.submits(job, project, service=service, headers=headers),

@@ -320,8 +320,8 @@ class ServerConfig:
         return cls(workers, int(m.group(2)), "gthread")
 
 
-# gunicorn.conf.py's defaults (WEB_CONCURRENCY=3, sync): keep the two equal.
-DEFAULT_CONFIG = ServerConfig(3, 1, "sync")
+# gunicorn.conf.py's defaults (WEB_CONCURRENCY=3, gthread, RUNAI_SUBMIT_THREADS=2): keep the two equal.
+DEFAULT_CONFIG = ServerConfig(3, 2, "gthread")
 
 
 class Gunicorn:

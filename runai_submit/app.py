@@ -10,15 +10,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
-from pythonjsonlogger.json import JsonFormatter
 
 from .api import register_blueprints, register_error_handlers
+from .api.jsonprovider import FastJSONProvider
 from .api.observability import RequestIdFilter, register_observability
 from .api.openapi import docs
 from .cluster import Cluster, check_connection_settings, connect
 from .config import Settings
 from .errors import ServiceError
 from .identity import Authenticator, Caller, Identity
+from .jsonlog import FastJsonFormatter
 from .service import JobService, PolicyStore
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.runai_submit = True
     if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter(
+        handler.setFormatter(FastJsonFormatter(
             "{levelname}{name}{message}", style="{", timestamp="time",
             rename_fields={"levelname": "level", "name": "logger"},
         ))
@@ -125,6 +126,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, cluster: Cluster | No
     configure_logging(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json = FastJSONProvider(app)  # issue 13: Flask's answers, encoded by orjson
     app.json.sort_keys = False
     policy_store = PolicyStore(settings.policy_file, settings.policy_reload_seconds)
     if cluster is not None:

@@ -79,10 +79,17 @@ def _batch() -> Scenario:
     return BatchComparison()
 
 
+def _auth() -> Scenario:
+    from .auth import TokenVsHeader
+
+    return TokenVsHeader()
+
+
 #: Every scenario by name (``--scenarios``), and those a plain ``make bench`` runs, in order.
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "seed": _floor("seed"),
     "maximal": _floor("maximal"),
     "batch": _batch,
+    "auth": _auth,  # issue 9: token mode (cached review) beside header mode
 }
-DEFAULT_SCENARIOS = ("seed", "maximal", "batch")
+DEFAULT_SCENARIOS = ("seed", "maximal", "batch", "auth")

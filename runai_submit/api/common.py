@@ -55,18 +55,23 @@ def json_body() -> Any:
     # Werkzeug answers 413 for a declared Content-Length over the limit; a chunked body has none,
     # so read one byte past the limit and refuse it here.
     limit = current_app.config["MAX_CONTENT_LENGTH"]
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    stream, declared = req.stream, req.content_length
     chunks, size = [], 0
     while size <= limit:
-        chunk = request.stream.read(limit + 1 - size)  # reads may come back short: loop to EOF
+        chunk = stream.read(limit + 1 - size)  # reads may come back short: loop to EOF
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+        if declared is not None and size >= declared:
+            break  # the whole declared body (the stream ends there): no read only to find its end
     if size > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     raw = b"".join(chunks)
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        # json.loads(raw, parse_constant=...) without building a decoder per request
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("The request body is not valid JSON.", details=str(exc)) from None
     except RecursionError:
@@ -77,13 +82,26 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN, Infinity: not JSON (RFC 8259)
+
+
+_NO_PARAMETERS: dict[Schema, dict] = {}  # what each (module-level) schema loads from no parameters at all
+
+
 def parameters(schema: Schema, values: Any, *, error: type[ServiceError] = ValidationFailed) -> dict:
     """Path or query parameters read by ``schema`` (the schema the OpenAPI document shows); every problem at once.
 
     Each problem points at the parameter by name (``/project``), as a field error points into a body.
     """
+    if not values:  # issue 13: most requests have no query; the schema's answer to none is always the same
+        found = _NO_PARAMETERS.get(schema)
+        if found is not None:
+            return dict(found)
     try:
-        return schema.load(values)
+        loaded = schema.load(values)
+        if not values and len(_NO_PARAMETERS) < 64:  # bounded, should a schema ever be made per request
+            _NO_PARAMETERS[schema] = dict(loaded)
+        return loaded
     except ValidationError as exc:
         problems = flatten_errors(exc.messages)
         summary = "; ".join(f"{problem.field.lstrip('/')} {problem.message}" for problem in problems)

@@ -8,9 +8,11 @@ import re
 import time
 import uuid
 
+import orjson
 from flask import Flask, Response, current_app, g, has_request_context, request
 
 from .. import metrics
+from .jsonprovider import same_as_json_dumps
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces: safe to log and echo
@@ -29,8 +31,15 @@ class RequestIdFilter(logging.Filter):
 
 
 def manifests_digest(manifests: list[dict]) -> str:
-    """A stable hash of what was (or would be) created, for the audit trail."""
-    canonical = json.dumps(manifests, sort_keys=True, separators=(",", ":")).encode()
+    """A stable hash of what was (or would be) created, for the audit trail.
+
+    The hash of ``json.dumps(manifests, sort_keys=True, separators=(",", ":"))``. orjson writes the same
+    bytes at a fraction of the cost, except where ``same_as_json_dumps`` says otherwise (non-ASCII text, a
+    few tiny floats): those take json.dumps itself.
+    """
+    canonical = orjson.dumps(manifests, option=orjson.OPT_SORT_KEYS)
+    if not same_as_json_dumps(canonical):
+        canonical = json.dumps(manifests, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
@@ -47,15 +56,18 @@ def _begin() -> None:
 
 
 def _finish(response: Response) -> Response:
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-    metrics.HTTP_SECONDS.labels(request.method, endpoint, str(response.status_code)).observe(elapsed)
-    if request.endpoint == "jobs.submit_job":
-        metrics.SUBMITS.labels(metrics.submit_outcome(response.status_code, g.get("dry_run", False)),
-                               str(response.status_code)).inc()
-    audit = g.pop("audit", None)
-    who = g.get("caller")
+    # The request and g behind their proxies, looked up once (each proxied attribute is a context lookup).
+    req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    elapsed = time.perf_counter() - ctx.get("started", time.perf_counter())
+    endpoint = req.url_rule.rule if req.url_rule is not None else "unmatched"
+    status = response.status_code
+    code = str(status)
+    response.headers[REQUEST_ID_HEADER] = ctx.get("request_id", "")
+    metrics.child(metrics.HTTP_SECONDS, req.method, endpoint, code).observe(elapsed)
+    if req.endpoint == "jobs.submit_job":
+        metrics.child(metrics.SUBMITS, metrics.submit_outcome(status, ctx.get("dry_run", False)), code).inc()
+    audit = ctx.pop("audit", None)
+    who = ctx.get("caller")
     if audit is not None and who is not None and who.user:
         # The identity this request acted with (auth modes, README "Security"), not what RA-USER claimed.
         audit.update(user=who.user, groups=list(who.groups), auth_mode=who.mode)
@@ -66,13 +78,13 @@ def _finish(response: Response) -> Response:
         if audit is not None and audit.get("user"):
             audit["claimed_user"], audit["user"] = audit["user"], None
     if audit is not None:
-        audit_log.info("audit %s", audit["event"], extra={**audit, "status": response.status_code,
-                                                           "outcome": "ok" if response.status_code < 300 else "error"})
+        audit_log.info("audit %s", audit["event"], extra={**audit, "status": status,
+                                                           "outcome": "ok" if status < 300 else "error"})
+    method, path = req.method, req.path
     access_log.info(
-        "%s %s %s", request.method, request.path, response.status_code,
-        extra={"method": request.method, "path": request.path, "status": response.status_code,
-               "duration_ms": round(elapsed * 1000, 3), "remote": request.remote_addr,
-               "user": _logged_user(who)},
+        "%s %s %s", method, path, status,
+        extra={"method": method, "path": path, "status": status, "duration_ms": round(elapsed * 1000, 3),
+               "remote": req.remote_addr, "user": _logged_user(who)},
     )
     return response
 

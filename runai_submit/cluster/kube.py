@@ -1,13 +1,13 @@
 """A real cluster reached through the official ``kubernetes`` client.
 
-Requests go through ``ApiClient.param_serialize`` and ``call_api``: the client's own configuration, auth
-(token refresh, client certificates), TLS and connection pool, but with plain dict bodies and JSON answers.
-The typed ``*Api`` methods would validate every body with pydantic and build model objects from every
-answer, about 1.5 ms of CPU per call for objects whose name and uid are all we read.
+Requests go through ``transport.Transport``: the client's own configuration, auth (token refresh, client
+certificates), TLS and connection pool, with plain dict bodies encoded once and JSON answers. The typed
+``*Api`` methods would validate every body with pydantic and build model objects from every answer, about
+1.5 ms of CPU per call for objects whose name and uid are all we read; even ``ApiClient.call_api`` costs a
+third of a create's CPU (see transport.py).
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -23,16 +23,16 @@ from ..config import Settings
 from ..errors import ConfigError, ServiceError
 from ..identity import Caller
 from ..model import CreatedObject
-from ..metrics import APISERVER_SECONDS
+from ..metrics import APISERVER_SECONDS, child
 from .access import SELF_SUBJECT_REVIEW, SELF_SUBJECT_REVIEWS, AccessReviews
 from .errors import TRANSPORT_ERRORS, error_from_response, error_from_transport
 from .kinds import NAMESPACE, RUNAI_JOB, WORKLOAD_KINDS, Kind, kind_of
 from .kube_insight import KubeInsight
+from .transport import Transport, decode_answer, encode_body
 
 log = logging.getLogger(__name__)
 
 QUEUE_LABEL = "runai/queue"
-_JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 
 
 def load_configuration(settings: Settings, backend: str) -> kubernetes.client.Configuration:
@@ -91,6 +91,7 @@ class KubeCluster(KubeInsight):
 
     def __init__(self, api_client: kubernetes.client.ApiClient, settings: Settings, backend: str) -> None:
         self.api = api_client
+        self._transport = Transport(api_client)  # issue 13: the client's pool and auth, without call_api
         self.settings = settings
         self.backend = backend
         self._timeout = (settings.connect_timeout, settings.request_timeout)
@@ -129,7 +130,7 @@ class KubeCluster(KubeInsight):
         code, body, _ = self._request("GET", f"/apis/{RUNAI_JOB.api_version}", verb="discover", kind="-",
                                       what="discover run.ai/v1",
                                       expect=(200, 404))
-        if code == 200 and any(r.get("name") == RUNAI_JOB.plural for r in json.loads(body).get("resources", [])):
+        if code == 200 and any(r.get("name") == RUNAI_JOB.plural for r in decode_answer(body).get("resources", [])):
             return RUNAI_JOB
         return WORKLOAD_KINDS["Job"]
 
@@ -191,7 +192,7 @@ class KubeCluster(KubeInsight):
             return {}
         if code == 404:
             return {}  # not cached: the create answers NotFound, and the namespace may appear any time
-        labels = json.loads(body).get("metadata", {}).get("labels") or {}
+        labels = decode_answer(body).get("metadata", {}).get("labels") or {}
         self._other_namespaces[namespace] = (time.monotonic(), labels)
         return labels
 
@@ -205,7 +206,7 @@ class KubeCluster(KubeInsight):
             "POST", kind.collection_path(namespace), query=query, body=manifest,
             verb="create", kind=kind.kind, what=f"create {kind.kind} {namespace}/{name}", expect=(200, 201, 202),
         )
-        created = json.loads(body)
+        created = decode_answer(body)
         meta = created.get("metadata", {})
         # DEBUG: the submit's audit record lists every object created; deletes and rollbacks stay at INFO.
         log.debug("%s %s %s/%s", "dry-run created" if dry_run else "created", kind.kind, namespace, meta.get("name"))
@@ -238,7 +239,7 @@ class KubeCluster(KubeInsight):
         code, body, _ = self._request("GET", kind.object_path(namespace, name),
                                       verb="get", kind=kind.kind, what=f"read {kind.kind} {namespace}/{name}",
                                       expect=(200, 404))
-        return json.loads(body) if code == 200 else None
+        return decode_answer(body) if code == 200 else None
 
     def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None,
              field_selector: str | None = None) -> list[dict]:
@@ -248,7 +249,7 @@ class KubeCluster(KubeInsight):
         where = namespace or "all namespaces"
         _, body, _ = self._request("GET", kind.collection_path(namespace), query=query,
                                    verb="list", kind=kind.kind, what=f"list {kind.plural} in {where}", expect=(200,))
-        return json.loads(body).get("items", [])
+        return decode_answer(body).get("items", [])
 
     def namespace_exists(self, namespace: str) -> bool:
         code, _, _ = self._request("GET", NAMESPACE.object_path(None, namespace), verb="get", kind="Namespace",
@@ -258,7 +259,7 @@ class KubeCluster(KubeInsight):
     def version(self) -> dict:
         _, body, _ = self._request("GET", "/version", verb="get", kind="version", what="read the version",
                                    expect=(200,))
-        return json.loads(body)
+        return decode_answer(body)
 
     def ping(self, timeout: float) -> None:
         """Raise ClusterUnavailable unless the API server answers within ``timeout`` seconds."""
@@ -283,7 +284,7 @@ class KubeCluster(KubeInsight):
         """The user and groups the API server sees for this handle (a SelfSubjectReview, Kubernetes >= 1.28)."""
         _, body, _ = self._request("POST", SELF_SUBJECT_REVIEWS, body=SELF_SUBJECT_REVIEW, verb="create",
                                    kind="SelfSubjectReview", what="review who is calling", expect=(200, 201))
-        info = (json.loads(body).get("status") or {}).get("userInfo") or {}
+        info = (decode_answer(body).get("status") or {}).get("userInfo") or {}
         return {"user": info.get("username", ""), "groups": list(info.get("groups") or [])}
 
     def allowed(self, verb: str, kind: Kind, namespace: str | None) -> bool:
@@ -321,23 +322,22 @@ class KubeCluster(KubeInsight):
         if query:
             path = f"{path}?{urlencode(query)}"
         attempts = 1 + (self.settings.throttle_retries if retry_throttled else 0)
+        payload = None if body is None else encode_body(body)
+        transport = self._transport
         for attempt in range(attempts):
-            call_method, url, call_headers, call_body, post = self.api.param_serialize(
-                method=method, resource_path=path, header_params={**_JSON_HEADERS, **(headers or {})}, body=body,
-                auth_settings=list(self._auth_settings),
-            )
+            call_headers = transport.headers(self._auth_settings, headers)  # per attempt: the token may rotate
             started = time.perf_counter()
             try:
-                response = self.api.call_api(call_method, url, self._identify(call_headers), call_body, post,
-                                             _request_timeout=timeout or self._timeout)
+                response = transport.send(method, path, self._identify(call_headers), payload,
+                                          timeout or self._timeout, stream=stream)
                 if stream and response.status in expect:
-                    APISERVER_SECONDS.labels(verb, kind, str(response.status)).observe(time.perf_counter() - started)
-                    return response.status, response.response, response.headers
-                data = response.read()
+                    child(APISERVER_SECONDS, verb, kind, str(response.status)).observe(time.perf_counter() - started)
+                    return response.status, response, response.headers
+                data = response.data
             except TRANSPORT_ERRORS as exc:
-                APISERVER_SECONDS.labels(verb, kind, "error").observe(time.perf_counter() - started)
+                child(APISERVER_SECONDS, verb, kind, "error").observe(time.perf_counter() - started)
                 raise error_from_transport(exc, what=what, retry_after=self.settings.retry_after_seconds) from exc
-            APISERVER_SECONDS.labels(verb, kind, str(response.status)).observe(time.perf_counter() - started)
+            child(APISERVER_SECONDS, verb, kind, str(response.status)).observe(time.perf_counter() - started)
             if response.status in expect:
                 return response.status, data, response.headers
             error = error_from_response(response.status, data, response.headers, what=what,
