@@ -15,7 +15,6 @@ import argparse
 import ctypes
 import os
 import re
-import shlex
 import signal
 import socket
 import subprocess
@@ -28,10 +27,11 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from tests.kube_kit import KIT, start_kit_env  # one way to start the kit: with the tests' retry
+
 from .loadgen import Endpoint, call, tls_context
 
 ROOT = Path(__file__).resolve().parent.parent
-KIT = ROOT.parent / "shared" / "kube"
 
 # --------------------------------------------------------------------------------------------------
 # Process management: everything started is registered and stopped again
@@ -228,15 +228,7 @@ def start_kit(tmp: Path, say: Callable[[str], None]) -> ApiServer:
     say(f"starting the control plane of {KIT} in {directory} (stop it by hand with "
         f"`{KIT / 'stop'} --purge {directory}` should this run be killed)")
     started = time.monotonic()
-    result = subprocess.run([str(KIT / "start"), str(directory)], capture_output=True, text=True, timeout=240)
-    if result.returncode != 0:
-        raise RuntimeError(f"{KIT / 'start'} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    env = {}
-    for line in (directory / "env").read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = shlex.split(line)[1].partition("=")
-            env[key] = value
-    kubeconfig = env["KUBECONFIG"]
+    kubeconfig = start_kit_env(directory)["KUBECONFIG"]
     endpoint, auth, host = client_endpoint(kubeconfig)
     pids = kit_pids(directory)
     if not pids["apiserver"] or not pids["etcd"]:

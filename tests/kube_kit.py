@@ -222,6 +222,15 @@ def _client(kubeconfig: str) -> kubernetes.client.ApiClient:
 
 def start_kit(directory: Path) -> RealCluster:
     """Start the kit in ``directory`` (fresh) and connect as admin; raises with the kit's own output."""
+    env = start_kit_env(directory)
+    kubeconfig = env["KUBECONFIG"]
+    return RealCluster(kubeconfig, _client(kubeconfig), "kit", env.get("KUBE_APISERVER_URL", ""), directory)
+
+
+def start_kit_env(directory: Path) -> dict[str, str]:
+    """Start the kit in ``directory`` (fresh), once more after a failed start; its env file's variables
+    (``KUBECONFIG``, ``KUBE_APISERVER_URL``, ``KUBE_CA_FILE``). Raises with the kit's own output. Also the
+    benchmark's way to start it (``bench/servers.py``)."""
     failures = []
     for _attempt in range(KIT_START_ATTEMPTS):
         result = subprocess.run([str(KIT / "start"), str(directory)], capture_output=True, text=True, timeout=180)
@@ -239,8 +248,7 @@ def start_kit(directory: Path) -> RealCluster:
         if line.startswith("export "):
             key, _, value = shlex.split(line)[1].partition("=")
             env[key] = value
-    kubeconfig = env["KUBECONFIG"]
-    return RealCluster(kubeconfig, _client(kubeconfig), "kit", env.get("KUBE_APISERVER_URL", ""), directory)
+    return env
 
 
 def stop_kit(cluster: RealCluster) -> None:
