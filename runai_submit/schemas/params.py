@@ -53,10 +53,14 @@ class JobPathSchema(ProjectPathSchema, JobNamePathSchema):
     """``/{project}/{name}``."""
 
 
-class UserFilterSchema(Schema):
+class QuerySchema(Schema):
+    """Query parameters: unknown ones are ignored (marshmallow's Meta options are inherited)."""
+
     class Meta:
         unknown = EXCLUDE
 
+
+class UserFilterSchema(QuerySchema):
     user = fields.String(metadata={"description": "only the jobs this RA-USER submitted (exact match)"})
 
 
@@ -64,18 +68,12 @@ class ListQuerySchema(UserFilterSchema):
     project = project_field(metadata={"description": "only this project's jobs (all projects without it)"})
 
 
-class SubmitQuerySchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class SubmitQuerySchema(QuerySchema):
     dryRun = QueryFlag(metadata={"description": "validate, render and dry-run every object on the API server; "
                                                "create nothing and answer the manifests. Exactly true or false."})
 
 
-class DeleteQuerySchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class DeleteQuerySchema(QuerySchema):
     deletePvcs = QueryFlag(metadata={"description": "also delete the claims the job created. Exactly true or "
                                                     "false."})
 
@@ -101,11 +99,8 @@ def object_name_field(**kwargs: Any) -> StrictString:
     return StrictString(validate=name_rule(names.DNS1123_SUBDOMAIN, MSG_SUBDOMAIN, names.MAX_SUBDOMAIN), **kwargs)
 
 
-class LogQuerySchema(Schema):
+class LogQuerySchema(QuerySchema):
     """``GET /api/v1/job/{project}/{name}/logs``."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     MAX_TAIL = 1_000_000
 
@@ -117,20 +112,14 @@ class LogQuerySchema(Schema):
                                                   "Exactly true or false."})
 
 
-class PolicyQuerySchema(Schema):
+class PolicyQuerySchema(QuerySchema):
     """``GET /api/v1/policy``."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     project = project_field(metadata={"description": "the project; without it, the cluster-wide policy"})
 
 
-class BatchQuerySchema(Schema):
+class BatchQuerySchema(QuerySchema):
     """``POST /api/v1/jobs/batch``."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     dryRun = QueryFlag(metadata={"description": "validate, render and dry-run every job on the API server; create "
                                                "nothing. Exactly true or false."})
