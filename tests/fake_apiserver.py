@@ -48,9 +48,9 @@ What it reproduces from the real kube-apiserver:
 * a delayed request is still carried out after its delay, even if the client gave
   up meanwhile -- like a slow real server.
 
-Not modelled (a real cluster or fault injection stands in): PUT, PATCH and watch,
-RBAC, admission (ResourceQuota, Pod Security, webhooks), managedFields, pods and
-the Job controller; discovery lists only the verbs served here.
+Not modelled (a real cluster or fault injection stands in): PUT, watch, PATCH other
+than the merge patch of Jobs and RunaiJobs (below), RBAC, admission (ResourceQuota,
+Pod Security enforce, webhooks), managedFields; discovery lists only the verbs served here.
 
 Plus test helpers: fault injection, delays, refusing connections.
 

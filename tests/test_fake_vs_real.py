@@ -50,15 +50,15 @@ Differences this table found, all fixed in the fake:
     the body is read).
 20. A failed delete precondition: "Operation cannot be fulfilled on ConfigMap "rec": the UID in the
     precondition (...) does not match the UID in record (...)", details naming the kind, not the resource.
+21. A merge patch is decoded and validated like a create; a Job's spec errors come twice (ValidateJob, then
+    ValidateJobUpdate) and once in the message; a mistyped patch is a 422 "patch: Invalid value"; a RunaiJob
+    without status gets none from a patch.
 22. (the lead, while making delete uid-safe) A DELETE with a DeleteOptions body reads no query parameters at
     all: ``?propagationPolicy=Background`` beside a body is ignored, so a batch Job takes the default (orphan:
     the answer carries the ``orphan`` finalizer and the Warning) and keeps its dependents. The fake merged
     the query over the body.
-21. A merge patch is decoded and validated like a create; a Job's spec errors come twice (ValidateJob, then
-    ValidateJobUpdate) and once in the message; a mistyped patch is a 422 "patch: Invalid value"; a RunaiJob
-    without status gets none from a patch.
 
-Known differences left on purpose (documented in tests/fake_apiserver.py): no PUT/PATCH/watch, discovery
+Known differences left on purpose (documented in tests/fake_apiserver.py): no PUT or watch, PATCH only as the merge patch of Jobs and RunaiJobs, discovery
 lists only the verbs the fake serves, no managedFields, ResourceQuota/RBAC/admission webhooks are not
 modelled (fault injection stands in), the service cluster IP range differs, and a Quantity in an
 "must be an integer" message is printed the v1.28 way only for plain decimals.

@@ -12,8 +12,9 @@ Checks and exclusions, each justified:
   still a failure.
 - ``negative_data_rejection`` is replaced by ``fuzzing.make_rejection_check``: the same, except that a batch
   that is not atomic answers a job that breaks the schema in that job's item (README "Idempotency and batch
-  submit": each job is validated on its own), so a 200 is accepted there when the rest of the request was valid
-  and some item is refused with a 4xx.
+  submit": each job is validated on its own), so a 200 is accepted there when every declared query and header
+  parameter was valid (an added unknown query parameter is ignored by the service) and some item is refused
+  with a 4xx.
 - ``ignored_auth`` is excluded: the service runs in its default ``header`` auth mode, where the security scheme
   is RA-USER "taken on trust" (README "Security"); every non-blank value is a valid user, so the check's premise
   (that a generated credential is invalid and must be refused) does not hold. A blank RA-USER is still checked to
@@ -36,7 +37,7 @@ from tests.fake_apiserver import FakeApiServer
 DOCUMENT = fuzzing.served_document()
 RULES = fuzzing.word_rules(DOCUMENT)
 ACCEPTANCE = fuzzing.make_acceptance_check(RULES)
-REJECTION = fuzzing.make_rejection_check()
+REJECTION = fuzzing.make_rejection_check(DOCUMENT)
 EXCLUDED_CHECKS = [fuzzing.positive_data_acceptance, fuzzing.negative_data_rejection, ignored_auth]  # see above
 BACKENDS = os.environ.get("RUNAI_SUBMIT_FUZZ_BACKENDS", "fake").split(",")
 
@@ -176,3 +177,19 @@ def _delete(backend: Backend, path: str, name: str, project: str) -> None:
                                           query={"deletePvcs": "true"})
     answer = _send(backend, removal, generated=False)
     assert answer.status_code == 200 and answer.json()[0]["ok"], answer.json()
+
+
+@pytest.mark.parametrize("query, headers, valid", [
+    ({"atomic": "false", "sort": "x"}, {"RA-USER": "john"}, True),       # an unknown query parameter is ignored
+    ({}, {"ra-user": "john", "Idempotency-Key": "k-1"}, True),
+    ({"dryRun": "yes"}, {"RA-USER": "john"}, False),                      # a flag is exactly true or false
+    ({}, {}, False),                                                      # RA-USER is required
+    ({}, {"RA-USER": " "}, False),                                        # ... and not blank
+    ({}, {"RA-USER": "john", "Idempotency-Key": "é"}, False),             # printable ASCII only
+])
+def test_batch_exemption_needs_every_declared_parameter_valid(query, headers, valid):
+    """The batch exemption of the rejection check (a 200 with refused items) holds only when the query and headers
+    were valid as the document declares them: otherwise the 200 is still a failure."""
+    case = schema["/api/v1/jobs/batch"]["POST"].Case(query=query, headers=headers, body={"jobs": [{}]})
+    parameters = DOCUMENT["paths"]["/api/v1/jobs/batch"]["post"]["parameters"]
+    assert fuzzing._declared_parameters_valid(parameters, case) is valid
