@@ -150,9 +150,11 @@ def test_an_answer_that_closes_the_connection_is_read_and_the_next_call_reconnec
     assert server.connections == 2
 
 
-def test_a_body_delimited_by_the_end_of_the_connection(server) -> None:
+@pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])  # 1.1 too: no length, so the end is the close
+def test_a_body_delimited_by_the_end_of_the_connection(server, version) -> None:
     server.script.extend([http("200 OK"),
-                          ("then close", b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + OBJECT),
+                          ("then close", f"{version} 200 OK\r\nContent-Type: application/json\r\n\r\n".encode()
+                           + OBJECT),
                           http("200 OK")])
     cluster = cluster_at(server.port)
     cluster.version()
@@ -220,3 +222,20 @@ def test_a_header_value_with_a_line_break_is_refused_before_sending(server) -> N
     with pytest.raises(ValueError, match="Invalid header value"):
         exchange(Conn(), "GET", "/x", "h", {"Impersonate-User": "a\r\nAuthorization: Bearer stolen"}, None, 1.0,
                  None)
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])
+def test_an_answer_ended_by_the_close_says_not_to_keep_the_connection(version) -> None:
+    """Not kept even when the pool's own check for a dropped connection would catch it later."""
+    from runai_submit.cluster.wire import exchange
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(f"{version} 200 OK\r\nContent-Type: application/json\r\n\r\n".encode() + OBJECT)
+        theirs.shutdown(socket.SHUT_WR)  # the end of the body; the request can still be written
+
+        class Conn:
+            sock = ours
+
+        answer, keep = exchange(Conn(), "GET", "/x", "h", {}, None, 2.0, None)
+    assert (answer.status, answer.data, keep) == (200, OBJECT, False)
