@@ -58,8 +58,11 @@ def test_a_pod_with_no_node_to_go_to_is_unschedulable_with_the_schedulers_messag
     assert NO_NODES in view["statusMessage"]
     (pod,) = view["pods"]
     assert (pod["phase"], pod["node"], pod["reason"], pod["startedAt"]) == ("Pending", "", "Unschedulable", None)
-    events = {(e["reason"], e["object"]) for e in view["events"]}
-    assert ("SuccessfulCreate", "Job/unsched") in events
+    # The job controller records its event after it created the pod (events are written asynchronously), so
+    # the pod may be Unschedulable before the event is listed.
+    wait_until(lambda: ("SuccessfulCreate", "Job/unsched") in {
+        (e["reason"], e["object"]) for e in client.get(f"/api/v1/job/{name}/unsched").json["events"]},
+        "the job controller's SuccessfulCreate event")
     # the scheduler's event is new-style (eventTime, no lastTimestamp): it is dated all the same
     scheduling = wait_until(lambda: [e for e in client.get(f"/api/v1/job/{name}/unsched").json["events"]
                                      if e["reason"] == "FailedScheduling"], "the scheduler's event")
