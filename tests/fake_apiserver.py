@@ -2167,8 +2167,12 @@ class FakeApiServer(_Identities):
             if not isinstance(spec, dict):
                 return
             spec.setdefault("backoffLimit", 6)
-            spec.setdefault("completions", 1)
-            spec.setdefault("parallelism", 1)
+            # SetDefaults_Job: completions 1 only when neither is given (a parallel job without completions
+            # is a work queue: it ends when one pod succeeds); parallelism 1 when absent.
+            if spec.get("completions") is None and spec.get("parallelism") is None:
+                spec["completions"] = 1
+            if spec.get("parallelism") is None:
+                spec["parallelism"] = 1
             spec.setdefault("completionMode", "NonIndexed")
             spec.setdefault("suspend", False)
             tmpl = spec.get("template")

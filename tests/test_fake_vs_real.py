@@ -57,6 +57,8 @@ Differences this table found, all fixed in the fake:
     all: ``?propagationPolicy=Background`` beside a body is ignored, so a batch Job takes the default (orphan:
     the answer carries the ``orphan`` finalizer and the Warning) and keeps its dependents. The fake merged
     the query over the body.
+23. (the lead) A Job gets ``completions: 1`` only when neither ``completions`` nor ``parallelism`` is given: with
+    ``parallelism`` alone it has no completions (a work queue). The fake set ``completions: 1`` whenever absent.
 
 Known differences left on purpose (documented in tests/fake_apiserver.py): no PUT or watch, PATCH only as the merge patch of Jobs and RunaiJobs, discovery
 lists only the verbs the fake serves, no managedFields, ResourceQuota/RBAC/admission webhooks are not
@@ -204,6 +206,8 @@ CASES = [
     Case("the service's maximal job as a RunaiJob", the_services_maximal_job("RunaiJob"), needs_crd=True),
     # --- create: successes and what the server adds --------------------------------------------------
     Case("job create defaults", [post(JOBS, job(), view="meta")]),
+    Case("job with parallelism only: no completions (a work queue)", [post(JOBS, job(parallelism=3), view="meta")]),
+    Case("job with completions only: parallelism 1", [post(JOBS, job(completions=4), view="meta")]),
     Case("job create with labels keeps them", [post(JOBS, job(metadata={"labels": {"a": "b"}}), view="meta")]),
     Case("job generateName dry run", [post(JOBS, job(metadata={"name": None, "generateName": "g-"}), DRY, "meta"),
                                       get(JOBS, view="meta")], generated=["g-"]),
