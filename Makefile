@@ -34,7 +34,7 @@ bench: $(STAMP)
 ## Fuzz the API against its own OpenAPI document (schemathesis, every check, positive and negative data):
 ## FUZZ_EXAMPLES per operation and mode, against the fake API server and the real control plane (../shared/kube,
 ## or RUNAI_SUBMIT_TEST_KUBECONFIG) when there is one. Prints the counts; reports in fuzz-report/.
-FUZZ_EXAMPLES ?= 600
+FUZZ_EXAMPLES ?= 900
 fuzz: $(STAMP)
 	rm -rf fuzz-report && mkdir -p fuzz-report
 	RUNAI_SUBMIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) RUNAI_SUBMIT_FUZZ_BACKENDS=fake,real \

@@ -131,7 +131,7 @@ def _declared_parameters_valid(parameters: list[dict], case: Any) -> bool:
         if schema.get("type") == "boolean":
             if value not in ("true", "false", True, False):
                 return False
-        elif not isinstance(value, str) or jsonschema.Draft4Validator(schema).is_valid(value) is False:
+        elif not isinstance(value, str) or not jsonschema.Draft4Validator(schema).is_valid(value):
             return False
     return True
 
