@@ -20,7 +20,8 @@ threads = int(_env("RUNAI_SUBMIT_THREADS", "2"))
 # A worker silent this long is killed; a submit is bounded far below this by the API call timeouts.
 timeout = int(_env("RUNAI_SUBMIT_WORKER_TIMEOUT", "60"))
 # On SIGTERM a worker stops accepting and finishes the submits in flight (each one completes or rolls
-# back). Keep this above the longest submit: about (objects * 2) * (connect + request timeout).
+# back). A submit normally takes milliseconds; the worst case, every call of a maximal job waiting out its
+# connect + request timeout, is about (objects * 2) * 12 s = 96 s with the defaults (README "Scale").
 graceful_timeout = int(_env("RUNAI_SUBMIT_GRACEFUL_TIMEOUT", "45"))
 keepalive = int(_env("RUNAI_SUBMIT_KEEPALIVE", "5"))
 worker_tmp_dir = _env("RUNAI_SUBMIT_WORKER_TMP_DIR") or None

@@ -98,3 +98,14 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     undocumented = [f.name for f in fields(Settings) if f"RUNAI_SUBMIT_{f.name.upper()}" not in readme]
     assert undocumented == []
+
+
+def test_every_variable_gunicorn_conf_reads_is_documented_in_the_readme():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    readme = root.joinpath("README.md").read_text()
+    read = set(re.findall(r"""_env\(\s*["']([A-Z_]+)["']""", root.joinpath("gunicorn.conf.py").read_text()))
+    assert {"WEB_CONCURRENCY", "RUNAI_SUBMIT_KEEPALIVE", "PROMETHEUS_MULTIPROC_DIR"} <= read  # the pattern finds them
+    assert sorted(name for name in read if f"`{name}`" not in readme) == []
