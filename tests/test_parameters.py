@@ -1234,3 +1234,15 @@ def test_wrong_body_shape_is_a_bad_request(payload):
     with pytest.raises(BadRequest) as info:
         load_submit_request(payload)
     assert info.value.status == 400
+
+
+def test_generated_suffixes_use_every_letter_in_every_position():
+    """The suffix is one random draw written in base 27: each position must still range over the whole
+    alphabet (a wrong digit split would pin a position or leave the alphabet)."""
+    seen = [set() for _ in range(names.SUFFIX_LENGTH)]
+    for _ in range(3000):
+        suffix = names.generated_name("p").removeprefix("p-")
+        assert len(suffix) == names.SUFFIX_LENGTH
+        for position, letter in enumerate(suffix):
+            seen[position].add(letter)
+    assert all(letters == set(names.SUFFIX_ALPHABET) for letters in seen)

@@ -31,13 +31,13 @@ def submit_job() -> tuple[dict, int, dict]:
     """Submit one job; answers its final name (and, with ?dryRun=true, the manifests it would create)."""
     audit = start_audit("submit", request.headers.get("RA-USER", "").strip() or None)
     jobs = service()
-    audit["user"] = caller().user
+    audit["user"] = user = caller().user
     g.dry_run = dry_run = parameters(_SUBMIT_QUERY, request.args, error=BadRequest).get("dryRun", False)
     key = read_key(request.headers.get(KEY_HEADER))
     payload = json_body()
     _audit_requested(audit, payload)
     audit["dry_run"] = dry_run
-    result = jobs.submit_request(payload, caller().user, dry_run=dry_run,
+    result = jobs.submit_request(payload, user, dry_run=dry_run,
                                  key=IdempotencyKey(key) if key is not None else None)
     audit.update(job=result.name, namespace=result.namespace, manifests=manifests_digest(result.manifests),
                  objects=[f"{obj.kind} {obj.name}" for obj in result.objects])

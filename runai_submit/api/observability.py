@@ -50,9 +50,10 @@ def start_audit(event: str, user: str | None) -> dict:
 
 
 def _begin() -> None:
-    g.started = time.perf_counter()
+    ctx = g._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per attribute
+    ctx.started = time.perf_counter()
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    ctx.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 def _finish(response: Response) -> Response:
