@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             results["headline_config"] = headline["key"]
             results["ratios"] = [r for s in headline["scenarios"].values() for r in s.get("ratios", [])]
             report.print_tables(results, say)
+            report.print_stack(results, say)
             report.print_ratios(results, say)
         targets = list(results.get("ratios", []))
         if results.get("soak") and (t := report.soak_target(results["soak"])):

@@ -15,7 +15,8 @@ Say = Callable[[str], None]
 
 
 def _floor_scenarios(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in cfg["scenarios"].items() if s.get("levels")}
+    """The service-beside-floor scenarios (``levels`` of service, floor and ratio); ``stack`` has its own table."""
+    return {name: s for name, s in cfg["scenarios"].items() if s.get("levels") and s.get("kind", "floor") == "floor"}
 
 
 def print_tables(results: dict[str, Any], say: Say) -> None:
@@ -51,6 +52,50 @@ def print_tables(results: dict[str, Any], say: Say) -> None:
                 f"etcd) {_num(cpu['floor'])} ms; API server + etcd while the service submitted "
                 f"{_num(cpu['apiserver_etcd_during_service'])} ms; controllers reacting to the floor "
                 f"{_num(cpu['controllers_during_floor'])} ms")
+
+
+def print_stack(results: dict[str, Any], say: Say) -> None:
+    """The stack's own floor (``scenarios/stack.py``): the two minimal apps beside the floor, their ratios
+    (informational, no PASS/FAIL) and, when the seed scenario ran too, what issue 13's CPU budget leaves."""
+    header = (f"{'conc':>4} | {'floor/s':>8} {'p50':>6} {'p99':>6} | {'stack/s':>8} {'p50':>6} {'p99':>6}"
+              f" | {'fwd/s':>8} {'p50':>6} {'p99':>6} | {'thr f/fl':>8} {'p50 f/fl':>8} | {'stack':>5} {'fwd':>5}"
+              f" {'api+etcd':>8} | {'other':>5}")
+    for cfg in results.get("configs", []):
+        stack = cfg["scenarios"].get("stack")
+        if not stack or not stack.get("levels"):
+            continue
+        say(f"\n== the stack's own floor, gunicorn {cfg['label']}{' (default)' if cfg['default'] else ''}, seed "
+            "job: stack = a bare Flask blueprint on the service's gunicorn.conf.py, forward = the same POSTing the "
+            "seed manifest to the API server (one kept-alive connection per worker thread, TLS as the kubeconfig "
+            "says), floor = that manifest POSTed straight to the API server; latencies in ms, CPU in ms per request "
+            "(stack, fwd = their gunicorn workers; api+etcd = the floor's) ==")
+        say(header)
+        say("-" * len(header))
+        for level, row in stack["levels"].items():
+            f, s, w, r = row["floor"], row["stack"], row["forward"], row["ratio"]
+            err = "".join(f"  errors: {side} {row[side]['errors']}" for side in ("floor", "stack", "forward")
+                          if row[side]["ok"] != row[side]["requests"])
+            say(f"{level:>4} | {f['per_second']:8.1f} {f['p50_ms']:6.2f} {f['p99_ms']:6.2f}"
+                f" | {s['per_second']:8.1f} {s['p50_ms']:6.2f} {s['p99_ms']:6.2f}"
+                f" | {w['per_second']:8.1f} {w['p50_ms']:6.2f} {w['p99_ms']:6.2f}"
+                f" | {_num(r['forward_per_second'], 8)} {_num(r['forward_p50'], 8)}"
+                f" | {s['service_cpu_ms_per_submit']:5.2f} {w['service_cpu_ms_per_submit']:5.2f}"
+                f" {f['apiserver_etcd_cpu_ms_per_submit']:8.2f}"
+                f" | {max(f['other_busy_pct'], s['other_busy_pct'], w['other_busy_pct']):5.0f}{err}")
+        cpu = stack["cpu_ms_per_submit"]
+        say(f"CPU per request over all levels: stack {_num(cpu['stack'])} ms, forward {_num(cpu['forward'])} ms, "
+            f"floor (API server + etcd) {_num(cpu['floor'])} ms; API server + etcd while the forward app created "
+            f"{_num(cpu['apiserver_etcd_during_forward'])} ms")
+        for r in stack.get("informational", []):
+            say(f"info  {r['text']}: {_num(r['service'])} {r['unit']} / {_num(r['reference'])} {r['unit']} = "
+                f"{_num(r['value'], digits=3)} (the service's target: {r['target']})")
+        p50 = stack["levels"].get("1")
+        if p50:
+            say(f"info  stack p50 at concurrency 1 (no API call): {_num(p50['stack']['p50_ms'])} ms")
+        if stack.get("budget"):
+            say(f"budget  {stack['budget']['text']}")
+        else:
+            say("budget  (run the seed scenario before stack in the same run for the budget line)")
 
 
 def _num(value: float | None, width: int = 0, digits: int = 2) -> str:

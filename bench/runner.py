@@ -65,6 +65,9 @@ class Bench:
         self.housekeeping = {"deletion_s": 0.0, "settle_s": 0.0}  # time between measured runs
         self._namespaces: list[str] = []
         self._released: set[str] = set()
+        #: The results of the scenarios that already ran against this configuration, by name (the ``stack``
+        #: scenario reads the ``seed`` scenario's CPU figures from here).
+        self.results: dict[str, Any] = {}
 
     # --- projects ----------------------------------------------------------------------------------
 
@@ -195,10 +198,10 @@ class Bench:
             headers = {**(headers or {}), "Connection": "close"}
         return service_work(service.endpoint, job_in(job, project), self.api.dry_run, self.errors, headers)
 
-    def start_service(self, *, env: dict[str, str], name: str) -> Gunicorn:
-        """A second service instance of this configuration with other settings (e.g. another auth mode),
-        ready and warmed up; the scenario stops it when done."""
-        server = Gunicorn(self.config, self.api, self.tmp, self.conf, env=env, name=name)
+    def start_service(self, *, env: dict[str, str], name: str, app: str = "wsgi:app") -> Gunicorn:
+        """A second service instance of this configuration with other settings (e.g. another auth mode), or
+        another WSGI ``app`` served the same way, ready (not warmed up); the scenario stops it when done."""
+        server = Gunicorn(self.config, self.api, self.tmp, self.conf, env=env, name=name, app=app)
         server.wait_ready()
         return server
 
@@ -228,7 +231,7 @@ def run_config(config: ServerConfig, api: ApiServer, admin: Admin, scenarios: Se
         server.wait_ready()
         bench = Bench(api, admin, server, plan, tmp, conf, say, baseline, project)
         bench.warm_up()
-        results = {}
+        results = bench.results
         for scenario in scenarios:
             results[scenario.name] = scenario.run(bench)
         bench.finish()

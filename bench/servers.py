@@ -319,11 +319,12 @@ DEFAULT_CONFIG = ServerConfig(3, 2, "gthread")
 class Gunicorn:
     """``python -m gunicorn -c gunicorn.conf.py wsgi:app`` on a free loopback port, against ``api``.
 
-    ``env`` adds service settings (``RUNAI_SUBMIT_*``) for this instance, e.g. another auth mode.
+    ``env`` adds service settings (``RUNAI_SUBMIT_*``) for this instance, e.g. another auth mode; ``app`` serves
+    another WSGI app with the same configuration and layout (the ``stack`` scenario's ``bench.stackapp:app``).
     """
 
     def __init__(self, config: ServerConfig, api: ApiServer, tmp: Path, conf: Path, *,
-                 env: dict[str, str] | None = None, name: str = "") -> None:
+                 env: dict[str, str] | None = None, name: str = "", app: str = "wsgi:app") -> None:
         self.config = config
         self.port = free_port()
         self.endpoint = Endpoint("127.0.0.1", self.port)
@@ -344,7 +345,7 @@ class Gunicorn:
         argv = [sys.executable, "-m", "gunicorn", "-c", str(conf)]
         if config.worker_class != "gthread":
             argv += ["-k", config.worker_class]
-        argv.append("wsgi:app")
+        argv.append(app)
         self.managed = Managed(f"gunicorn {config.label}", argv, environ, tmp / f"gunicorn-{tag}.log")
 
     @property

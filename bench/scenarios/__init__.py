@@ -79,6 +79,12 @@ def _batch() -> Scenario:
     return BatchComparison()
 
 
+def _stack() -> Scenario:
+    from .stack import StackFloor
+
+    return StackFloor()
+
+
 def _auth() -> Scenario:
     from .auth import TokenVsHeader
 
@@ -89,7 +95,8 @@ def _auth() -> Scenario:
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "seed": _floor("seed"),
     "maximal": _floor("maximal"),
+    "stack": _stack,  # issue 13: what gunicorn + Flask alone cost, and a bare forward of the seed manifest
     "batch": _batch,
     "auth": _auth,  # issue 9: token mode (cached review) beside header mode
 }
-DEFAULT_SCENARIOS = ("seed", "maximal", "batch", "auth")
+DEFAULT_SCENARIOS = ("seed", "maximal", "stack", "batch", "auth")
