@@ -14,10 +14,7 @@ bind = _env("RUNAI_SUBMIT_BIND", f"0.0.0.0:{_env('RUNAI_SUBMIT_PORT', '8080')}")
 # second at concurrency 8 and 32, because a kept-alive connection (a load balancer's, a client's) stays open,
 # where a sync worker closes every one. Six submits in flight per replica, each thread waiting on the API
 # server without holding the others; against a slow API server raise RUNAI_SUBMIT_THREADS or WEB_CONCURRENCY.
-# The worker is gthread that accepts a new connection only while it has a free thread
-# (runai_submit/gunicorn_worker.py): plain gthread lets a busy worker hoard kept-alive connections while
-# another idles. RUNAI_SUBMIT_WORKER_CLASS=gthread or sync selects gunicorn's own.
-worker_class = _env("RUNAI_SUBMIT_WORKER_CLASS", "runai_submit.gunicorn_worker.BalancedThreadWorker")
+worker_class = _env("RUNAI_SUBMIT_WORKER_CLASS", "gthread")
 workers = int(_env("WEB_CONCURRENCY", "3"))
 threads = int(_env("RUNAI_SUBMIT_THREADS", "2"))
 # A worker silent this long is killed; a submit is bounded far below this by the API call timeouts.

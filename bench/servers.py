@@ -281,33 +281,21 @@ def connect_external(kubeconfig: str, context: str | None, create: bool) -> ApiS
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """One gunicorn layout: ``3xsync`` (3 sync workers), ``2x4`` (2 gthread workers x 4 threads) or ``3x2b``
-    (3 x 2 of the service's own balanced gthread worker, ``runai_submit.gunicorn_worker``)."""
+    """One gunicorn layout: ``3xsync`` (3 sync workers) or ``2x4`` (2 gthread workers x 4 threads)."""
 
     workers: int
     threads: int
-    worker_class: str  # gthread, balanced or sync
+    worker_class: str  # gthread or sync
 
     @property
     def key(self) -> str:
-        if self.worker_class == "sync":
-            return f"{self.workers}xsync"
-        return f"{self.workers}x{self.threads}" + ("b" if self.worker_class == "balanced" else "")
+        return f"{self.workers}xsync" if self.worker_class == "sync" else f"{self.workers}x{self.threads}"
 
     @property
     def label(self) -> str:
         if self.worker_class == "sync":
             return f"{self.workers} sync workers"
-        return f"{self.workers}w x {self.threads}t {'balanced gthread' if self.worker_class == 'balanced' else 'gthread'}"
-
-    @property
-    def threaded(self) -> bool:
-        return self.worker_class != "sync"
-
-    @property
-    def gunicorn_class(self) -> str:
-        """What gunicorn's ``worker_class`` setting takes for this layout."""
-        return BALANCED_WORKER if self.worker_class == "balanced" else self.worker_class
+        return f"{self.workers}w x {self.threads}t gthread"
 
     @property
     def is_default(self) -> bool:
@@ -315,20 +303,17 @@ class ServerConfig:
 
     @classmethod
     def parse(cls, text: str) -> ServerConfig:
-        m = re.fullmatch(r"(\d+)x(?:(\d+)(b?)|sync)", text.strip())
+        m = re.fullmatch(r"(\d+)x(\d+|sync)", text.strip())
         if not m:
-            raise argparse.ArgumentTypeError(f"bad gunicorn config {text!r}: want WxT (gthread), WxTb (the "
-                                             "service's balanced gthread) or Wxsync")
+            raise argparse.ArgumentTypeError(f"bad gunicorn config {text!r}: want WxT (gthread) or Wxsync")
         workers = int(m.group(1))
-        if m.group(2) is None:
+        if m.group(2) == "sync":
             return cls(workers, 1, "sync")
-        return cls(workers, int(m.group(2)), "balanced" if m.group(3) else "gthread")
+        return cls(workers, int(m.group(2)), "gthread")
 
 
-BALANCED_WORKER = "runai_submit.gunicorn_worker.BalancedThreadWorker"
-# gunicorn.conf.py's defaults (WEB_CONCURRENCY=3, the balanced gthread worker, RUNAI_SUBMIT_THREADS=2): keep
-# the two equal.
-DEFAULT_CONFIG = ServerConfig(3, 2, "balanced")
+# gunicorn.conf.py's defaults (WEB_CONCURRENCY=3, gthread, RUNAI_SUBMIT_THREADS=2): keep the two equal.
+DEFAULT_CONFIG = ServerConfig(3, 2, "gthread")
 
 
 class Gunicorn:
@@ -353,12 +338,13 @@ class Gunicorn:
             "RUNAI_SUBMIT_BIND": f"127.0.0.1:{self.port}",
             "WEB_CONCURRENCY": str(config.workers),
             "RUNAI_SUBMIT_THREADS": str(config.threads),
-            "RUNAI_SUBMIT_WORKER_CLASS": config.gunicorn_class,
+            "RUNAI_SUBMIT_WORKER_CLASS": config.worker_class,
             "PROMETHEUS_MULTIPROC_DIR": str(prom),
             **(env or {}),
         })
         argv = [sys.executable, "-m", "gunicorn", "-c", str(conf)]
-        argv += ["-k", config.gunicorn_class]  # the layout's, whatever gunicorn.conf.py defaults to
+        if config.worker_class != "gthread":
+            argv += ["-k", config.worker_class]
         argv.append(app)
         self.managed = Managed(f"gunicorn {config.label}", argv, environ, tmp / f"gunicorn-{tag}.log")
 

@@ -39,7 +39,7 @@ class FloorComparison:
 
     def run(self, bench: Bench) -> dict[str, Any]:
         job, n = self.job, bench.plan.counts[self.job]
-        gthread = bench.config.threaded
+        gthread = bench.config.worker_class == "gthread"
         levels: dict[str, Any] = {}
         for level in bench.plan.levels:
             # The floor first, then the service, each in a project of its own on a quiet control plane.

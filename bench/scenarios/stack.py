@@ -68,7 +68,7 @@ class StackFloor:
                     project = bench.project(f"stack-c{level}-{side}")
                     work = bench.submits("seed", project, service=service)
                     bench.settle()
-                    gthread = bench.config.threaded
+                    gthread = bench.config.worker_class == "gthread"
                     row[side] = bench.measure(service.endpoint, work, n, level, probe=bench.probe_for(service),
                                               sample_port=service.port if gthread and level > 1 else None)
                 floor, stack, forward = (row[side] for side in SIDES)
