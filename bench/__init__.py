@@ -13,3 +13,7 @@ Modules, in the order a run uses them:
 - ``probes``: CPU (and RSS) per process group from /proc;
 - ``report``: tables, ratios with PASS/FAIL, JSON, plot; ``soak``: the soak mode.
 """
+from pathlib import Path
+
+#: The project's root: where gunicorn.conf.py, wsgi.py and bench/results live.
+ROOT = Path(__file__).resolve().parent.parent

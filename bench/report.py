@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .servers import ROOT
+from . import ROOT  # not from .servers, which needs psutil (requirements-bench.txt): make test imports this
 
 Say = Callable[[str], None]
 

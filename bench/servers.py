@@ -29,9 +29,9 @@ import psutil
 
 from tests.kube_kit import KIT, start_kit_env  # one way to start the kit: with the tests' retry
 
+from . import ROOT
 from .loadgen import Endpoint, call, tls_context
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------------------------------
 # Process management: everything started is registered and stopped again

@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -291,3 +292,15 @@ def test_ratio_verdicts(op, service, reference, judged, value, passed):
     assert ratio.passed is passed
     assert ratio.to_dict()["value"] == (None if value is None else pytest.approx(value))
     assert ratio.to_dict()["pass"] is passed
+
+
+def test_the_modules_make_test_imports_need_no_bench_extras():
+    """make test installs requirements-dev.txt only; psutil and matplotlib come with requirements-bench.txt.
+    A developer's venv that ran make bench has them, a fresh clone's has not: import as the fresh one would."""
+    modules = ["bench.loadgen", "bench.submits", "bench.scenarios", "bench.scenarios.floor", "bench.scenarios.stack",
+               "bench.stackapp", "bench.report"]
+    script = ("import sys\nsys.modules['psutil'] = sys.modules['matplotlib'] = None\n"
+              + "".join(f"import {name}\n" for name in modules))
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
