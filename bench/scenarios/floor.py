@@ -97,14 +97,22 @@ class FloorComparison:
     def _ratios(self, levels: dict[str, Any], cpu: dict[str, Any], judged: bool) -> list[Ratio]:
         ratios = [Ratio(self.name, "cpu", "service CPU per submit / (kube-apiserver + etcd CPU per create), all "
                         "levels", cpu["service"], cpu["floor"], "ms", "<=", CPU_RATIO_MAX, judged)]
-        row = levels.get(str(P50_LEVEL))
-        if row:
-            ratios.append(Ratio(self.name, "p50", f"service p50 / floor p50 at concurrency {P50_LEVEL}",
-                                row["service"]["p50_ms"], row["floor"]["p50_ms"], "ms", "<=", P50_RATIO_MAX, judged))
-        row = levels.get(str(THROUGHPUT_LEVEL))
-        if row:
-            ratios.append(Ratio(self.name, "throughput",
-                                f"service throughput / floor throughput at concurrency {THROUGHPUT_LEVEL}",
-                                row["service"]["per_second"], row["floor"]["per_second"], "/s", ">=",
-                                THROUGHPUT_RATIO_MIN, judged))
-        return ratios
+        return ratios + latency_and_rate_ratios(self.name, "service", levels, judged)
+
+
+def latency_and_rate_ratios(scenario: str, side: str, levels: dict[str, Any], judged: bool,
+                            measure_prefix: str = "") -> list[Ratio]:
+    """Issue 13's p50 ratio (at ``P50_LEVEL``) and throughput ratio (at ``THROUGHPUT_LEVEL``) of ``side``
+    against the floor, from per-level rows holding both (``levels[str(level)][side]`` and ``[...]["floor"]``)."""
+    ratios = []
+    row = levels.get(str(P50_LEVEL))
+    if row:
+        ratios.append(Ratio(scenario, f"{measure_prefix}p50", f"{side} p50 / floor p50 at concurrency {P50_LEVEL}",
+                            row[side]["p50_ms"], row["floor"]["p50_ms"], "ms", "<=", P50_RATIO_MAX, judged))
+    row = levels.get(str(THROUGHPUT_LEVEL))
+    if row:
+        ratios.append(Ratio(scenario, f"{measure_prefix}throughput",
+                            f"{side} throughput / floor throughput at concurrency {THROUGHPUT_LEVEL}",
+                            row[side]["per_second"], row["floor"]["per_second"], "/s", ">=",
+                            THROUGHPUT_RATIO_MIN, judged))
+    return ratios

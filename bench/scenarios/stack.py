@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..loadgen import drive
 from ..submits import FloorRequests
 from . import Ratio
-from .floor import CPU_RATIO_MAX, P50_LEVEL, P50_RATIO_MAX, THROUGHPUT_LEVEL, THROUGHPUT_RATIO_MIN, _div
+from .floor import CPU_RATIO_MAX, _div, latency_and_rate_ratios
 
 if TYPE_CHECKING:
     from ..runner import Bench
@@ -163,17 +163,7 @@ class StackFloor:
             Ratio(self.name, "forward_cpu", "forward CPU per request / (kube-apiserver + etcd CPU per create), all "
                   "levels", cpu["forward"], cpu["floor"], "ms", "<=", CPU_RATIO_MAX, False),
         ]
-        row = rows.get(str(P50_LEVEL))
-        if row:
-            ratios.append(Ratio(self.name, "forward_p50", f"forward p50 / floor p50 at concurrency {P50_LEVEL}",
-                                row["forward"]["p50_ms"], row["floor"]["p50_ms"], "ms", "<=", P50_RATIO_MAX, False))
-        row = rows.get(str(THROUGHPUT_LEVEL))
-        if row:
-            ratios.append(Ratio(self.name, "forward_throughput",
-                                f"forward throughput / floor throughput at concurrency {THROUGHPUT_LEVEL}",
-                                row["forward"]["per_second"], row["floor"]["per_second"], "/s", ">=",
-                                THROUGHPUT_RATIO_MIN, False))
-        return ratios
+        return ratios + latency_and_rate_ratios(self.name, "forward", rows, False, measure_prefix="forward_")
 
     @staticmethod
     def _budget(seed: dict[str, Any] | None, cpu: dict[str, Any]) -> dict[str, Any] | None:
