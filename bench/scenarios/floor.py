@@ -9,6 +9,7 @@ four POSTs):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..submits import FloorRequests
@@ -80,24 +81,26 @@ class FloorComparison:
     @staticmethod
     def _cpu(levels: dict[str, Any]) -> dict[str, float | None]:
         """CPU per submit over every level: the service's workers, the floor's API server + etcd."""
-        def per_submit(side: str, key) -> float | None:
-            ok = sum(row[side]["ok"] for row in levels.values())
-            seconds = sum(key(row[side]) for row in levels.values())
-            return round(seconds * 1000 / ok, 3) if ok else None
-
         return {
-            "service": per_submit("service", lambda r: r["cpu_s"]["service"]),
-            "floor": per_submit("floor", lambda r: r["apiserver_etcd_cpu_s"]),
+            "service": cpu_ms_per_request(levels, "service", lambda r: r["cpu_s"]["service"]),
+            "floor": cpu_ms_per_request(levels, "floor", lambda r: r["apiserver_etcd_cpu_s"]),
             # For the reader: what the API server and etcd spent while the *service* submitted (the same
             # creates plus the service's own reads), and what the controllers spent reacting to the floor.
-            "apiserver_etcd_during_service": per_submit("service", lambda r: r["apiserver_etcd_cpu_s"]),
-            "controllers_during_floor": per_submit("floor", lambda r: r["cpu_s"]["controllers"]),
+            "apiserver_etcd_during_service": cpu_ms_per_request(levels, "service", lambda r: r["apiserver_etcd_cpu_s"]),
+            "controllers_during_floor": cpu_ms_per_request(levels, "floor", lambda r: r["cpu_s"]["controllers"]),
         }
 
     def _ratios(self, levels: dict[str, Any], cpu: dict[str, Any], judged: bool) -> list[Ratio]:
         ratios = [Ratio(self.name, "cpu", "service CPU per submit / (kube-apiserver + etcd CPU per create), all "
                         "levels", cpu["service"], cpu["floor"], "ms", "<=", CPU_RATIO_MAX, judged)]
         return ratios + latency_and_rate_ratios(self.name, "service", levels, judged)
+
+
+def cpu_ms_per_request(levels: dict[str, Any], side: str, key: Callable[[dict[str, Any]], float]) -> float | None:
+    """CPU ms per successful request of ``side`` over every level, ``key`` picking its CPU seconds from a run."""
+    ok = sum(row[side]["ok"] for row in levels.values())
+    seconds = sum(key(row[side]) for row in levels.values())
+    return round(seconds * 1000 / ok, 3) if ok else None
 
 
 def latency_and_rate_ratios(scenario: str, side: str, levels: dict[str, Any], judged: bool,

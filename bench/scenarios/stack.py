@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..loadgen import drive
 from ..submits import FloorRequests
 from . import Ratio
-from .floor import CPU_RATIO_MAX, _div, latency_and_rate_ratios
+from .floor import CPU_RATIO_MAX, _div, cpu_ms_per_request, latency_and_rate_ratios
 
 if TYPE_CHECKING:
     from ..runner import Bench
@@ -141,17 +141,12 @@ class StackFloor:
     @staticmethod
     def _cpu(rows: dict[str, Any]) -> dict[str, float | None]:
         """CPU per request over every level: the apps' workers, the floor's API server + etcd."""
-        def per_request(side: str, key) -> float | None:
-            ok = sum(row[side]["ok"] for row in rows.values())
-            seconds = sum(key(row[side]) for row in rows.values())
-            return round(seconds * 1000 / ok, 3) if ok else None
-
         return {
-            "stack": per_request("stack", lambda r: r["cpu_s"]["service"]),
-            "forward": per_request("forward", lambda r: r["cpu_s"]["service"]),
-            "floor": per_request("floor", lambda r: r["apiserver_etcd_cpu_s"]),
+            "stack": cpu_ms_per_request(rows, "stack", lambda r: r["cpu_s"]["service"]),
+            "forward": cpu_ms_per_request(rows, "forward", lambda r: r["cpu_s"]["service"]),
+            "floor": cpu_ms_per_request(rows, "floor", lambda r: r["apiserver_etcd_cpu_s"]),
             # For the reader: the API server and etcd while the forward app created the same objects.
-            "apiserver_etcd_during_forward": per_request("forward", lambda r: r["apiserver_etcd_cpu_s"]),
+            "apiserver_etcd_during_forward": cpu_ms_per_request(rows, "forward", lambda r: r["apiserver_etcd_cpu_s"]),
         }
 
     def _ratios(self, rows: dict[str, Any], cpu: dict[str, Any]) -> list[Ratio]:
