@@ -48,6 +48,10 @@ def view_when(client, project: str, name: str, predicate, what: str) -> dict:
     return wait_until(current, f"{name}: {what}")
 
 
+def event_reasons(view: dict) -> set[str]:
+    return {event["reason"] for event in view["events"]}
+
+
 def test_a_pod_with_no_node_to_go_to_is_unschedulable_with_the_schedulers_message(client, project):
     name, _ = project
     submit_job(client, name, "unsched")
@@ -124,18 +128,20 @@ def test_suspend_removes_the_pods_and_resume_brings_them_back(client, project):
     suspended = client.post(f"/api/v1/job/{name}/pausable/suspend", headers=USER)
     assert suspended.status_code == 200, suspended.json
     assert (suspended.json["status"], suspended.json["statusReason"]) == ("Suspended", "Suspended")
-    gone = view_when(client, name, "pausable", lambda v: not v["pods"], "its pods removed")
+    # Events are written asynchronously, so the pods may be gone before the job controller's events are listed.
+    gone = view_when(client, name, "pausable",
+                     lambda v: not v["pods"] and {"SuccessfulDelete", "Suspended"} <= event_reasons(v),
+                     "its pods removed, and the SuccessfulDelete and Suspended events")
     assert gone["status"] == "Suspended"
-    assert {"SuccessfulDelete", "Suspended"} <= {e["reason"] for e in gone["events"]}
     again = client.post(f"/api/v1/job/{name}/pausable/suspend", headers=USER)
     assert again.status_code == 200 and again.json["status"] == "Suspended"
 
     resumed = client.post(f"/api/v1/job/{name}/pausable/resume", headers=USER)
     assert resumed.status_code == 200 and resumed.json["status"] != "Suspended"
-    back = view_when(client, name, "pausable", lambda v: v["pods"] and v["statusReason"] == "Unschedulable",
-                     "a new pod, unschedulable")
+    back = view_when(client, name, "pausable",
+                     lambda v: v["pods"] and v["statusReason"] == "Unschedulable" and "Resumed" in event_reasons(v),
+                     "a new pod, unschedulable, and the Resumed event")
     assert back["pods"][0]["name"] != first and back["status"] == "Pending"
-    assert "Resumed" in {e["reason"] for e in back["events"]}
 
     deleted = client.delete("/api/job", json=[{"name": "pausable", "project": name}], headers=USER)
     assert deleted.json[0]["ok"] is True
