@@ -12,7 +12,7 @@ from ..errors import Conflict, FieldError, NameTaken, ProjectNotFound
 from ..metrics import timed
 from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext
 from ..podsecurity import enforced_level, job_violations
-from ..policy import apply_defaults, check_values
+from ..policy import Policy, apply_defaults, check_values
 from ..render import make_dependents, make_workload
 from ..render.names import DNS1123_LABEL, MAX_LABEL
 from ..schemas.job import job_of_request, load_job, validation_failed
@@ -79,33 +79,14 @@ class Submitter(ServiceBase):
         return self.submit_valid(self.validate_request(payload), user, dry_run=dry_run, key=key)
 
     def validate_request(self, payload: Any) -> ValidJob:
-        """Policy, validate, Pod Security: everything a job payload must pass before anything is created.
-
-        The policy's defaults are merged into the job before the job schema runs, so every rule of the
-        contract holds for the job as it will be created; the problems of the schema, the policy and Pod
-        Security are answered together, all at once.
-        """
+        """Policy, validate, Pod Security: everything a job payload must pass before anything is created
+        (``check_job``, with the policy now and the enforce level of the project's namespace)."""
         with timed("validate"):
-            job, problems = job_of_request(payload)
-            project = job.get("project") if _is_project(job.get("project")) else None
-            policy = self.current_policy().effective(project)
-            applied = apply_defaults(job, policy)
-            spec, schema_problems = load_job(applied.job)
-            problems += [_from_defaults(problem, applied.defaulted) for problem in schema_problems]
-            # The schema's own "is required" (image, project) already says what the policy's would.
-            required = {problem.field for problem in schema_problems if problem.message == "is required"}
-            problems += [problem for problem in applied.errors
-                         if not (problem.field in required and problem.message.startswith("is required"))]
-            problems += check_values(applied.job, policy)
-        if project is not None:
-            namespace = self.cluster.namespace_for(project)
-            problems += job_violations(applied.job, enforced_level(self.cluster.namespace_labels(namespace)), namespace)
-        if problems:
-            failed = validation_failed(problems)
-            if applied.defaulted:
-                failed.details += f" (defaults of the policy filled in: {', '.join(applied.defaulted)})"
-            raise failed
-        return ValidJob(spec, tuple(applied.defaulted), job)
+            return check_job(payload, self.current_policy(), self._enforced)
+
+    def _enforced(self, project: str) -> tuple[str, str]:
+        namespace = self.cluster.namespace_for(project)
+        return namespace, enforced_level(self.cluster.namespace_labels(namespace))
 
     def submit_valid(
         self, valid: ValidJob, user: str, *, dry_run: bool = False, key: IdempotencyKey | None = None
@@ -193,6 +174,36 @@ class Submitter(ServiceBase):
         with timed("apply"):
             objects = apply_all(self.cluster, ctx.namespace, workload, render_dependents, dry_run=dry_run)
         return SubmitResult(ctx.name, spec.project, ctx.namespace, ctx.workload_kind, objects, [workload, *dependents])
+
+
+def check_job(payload: Any, policy: Policy, enforced: Callable[[str], tuple[str, str]]) -> ValidJob:
+    """Policy, validate, Pod Security: everything a job payload must pass before anything is created.
+
+    The policy's defaults are merged into the job before the job schema runs, so every rule of the
+    contract holds for the job as it will be created; the problems of the schema, the policy and Pod
+    Security are answered together, all at once. ``enforced(project)`` is the project's namespace and the
+    Pod Security level it enforces (the service asks the cluster; ``runai-submit render`` its options).
+    """
+    job, problems = job_of_request(payload)
+    project = job.get("project") if _is_project(job.get("project")) else None
+    effective = policy.effective(project)
+    applied = apply_defaults(job, effective)
+    spec, schema_problems = load_job(applied.job)
+    problems += [_from_defaults(problem, applied.defaulted) for problem in schema_problems]
+    # The schema's own "is required" (image, project) already says what the policy's would.
+    required = {problem.field for problem in schema_problems if problem.message == "is required"}
+    problems += [problem for problem in applied.errors
+                 if not (problem.field in required and problem.message.startswith("is required"))]
+    problems += check_values(applied.job, effective)
+    if project is not None:
+        namespace, level = enforced(project)
+        problems += job_violations(applied.job, level, namespace)
+    if problems:
+        failed = validation_failed(problems)
+        if applied.defaulted:
+            failed.details += f" (defaults of the policy filled in: {', '.join(applied.defaulted)})"
+        raise failed
+    return ValidJob(spec, tuple(applied.defaulted), job)
 
 
 def _is_project(value: Any) -> bool:
