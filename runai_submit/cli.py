@@ -8,18 +8,32 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ServiceError
+from .errors import ConfigError, ServiceError
 from .model import OwnerRef, SubmitContext
-from .schemas import load_submit_request
 
 
 def render_command(path: str, user: str, namespace: str | None, workload_kind: str, scheduler: str,
-                   ingress_class: str) -> int:
-    """Print the manifests a job would create, as YAML documents in creation order (for review or GitOps)."""
+                   ingress_class: str, policy_file: str | None = None, pod_security: str = "privileged") -> int:
+    """Print the manifests a job would create, as YAML documents in creation order (for review or GitOps).
+
+    The job passes the same checks as a submit (``service.submit.check_job``): the admin policy's defaults
+    and rules (``--policy``, else ``RUNAI_SUBMIT_POLICY_FILE``) and the Pod Security level the namespace
+    enforces (``--pod-security``; a ``restricted`` one also changes how the pod is rendered).
+    """
     from .config import Settings
     from .render import render_job
     from .render.names import generated_name
+    from .service.policy import PolicyStore
+    from .service.submit import check_job
 
+    try:
+        settings = Settings.load()
+        policy = PolicyStore(settings.policy_file if policy_file is None else policy_file, 3600).current()
+    except ConfigError as exc:
+        print("error: cannot use the settings or the policy file", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
@@ -28,11 +42,15 @@ def render_command(path: str, user: str, namespace: str | None, workload_kind: s
     except UnicodeDecodeError as exc:
         print(f"error: {path} is not JSON (not UTF-8 text: {exc.reason})", file=sys.stderr)
         return 2
+
+    def enforced(project: str) -> tuple[str, str]:
+        return namespace or settings.namespace_for(project), pod_security
+
     try:
         payload = json.loads(text)
         if isinstance(payload, dict) and "job" not in payload:
             payload = {"job": payload}  # a bare job object is fine on the command line
-        spec = load_submit_request(payload)
+        valid = check_job(payload, policy, enforced)
     except ValueError as exc:
         print(f"error: {path} is not JSON: {exc}", file=sys.stderr)
         return 2
@@ -41,15 +59,17 @@ def render_command(path: str, user: str, namespace: str | None, workload_kind: s
         for problem in exc.errors:
             print(f"  {problem.field}: {problem.message}", file=sys.stderr)
         return 2
-    settings = Settings.load()
+    spec = valid.spec
     name = spec.name or generated_name(spec.job_name_prefix)
     api_version = "run.ai/v1" if workload_kind == "RunaiJob" else "batch/v1"
-    ctx = SubmitContext(name=name, namespace=namespace or settings.namespace_for(spec.project), user=user,
+    ctx = SubmitContext(name=name, namespace=enforced(spec.project)[0], user=user,
                         workload_api_version=api_version, workload_kind=workload_kind,
                         scheduler_name=scheduler or settings.scheduler_name,
-                        ingress_class=ingress_class or settings.ingress_class)
+                        ingress_class=ingress_class or settings.ingress_class, pod_security=pod_security)
     # The owner's uid exists only once the workload is created; a placeholder keeps the shape reviewable.
     owner = OwnerRef(api_version, workload_kind, name, "<uid of the workload>")
+    if valid.defaulted:
+        print(f"# defaults of the policy filled in: {', '.join(valid.defaulted)}", file=sys.stderr)
     yaml.safe_dump_all(render_job(spec, ctx, owner), sys.stdout, sort_keys=False)
     return 0
 
@@ -84,9 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--kind", choices=["RunaiJob", "Job"], default="RunaiJob", help="workload kind")
     render.add_argument("--scheduler", default="", help="pod schedulerName")
     render.add_argument("--ingress-class", default="", help="ingressClassName of the Ingress")
+    render.add_argument("--policy", metavar="FILE",
+                        help="the admin policy file to apply (default: RUNAI_SUBMIT_POLICY_FILE; '' for none)")
+    render.add_argument("--pod-security", choices=["privileged", "baseline", "restricted"], default="privileged",
+                        help="the Pod Security level the namespace enforces (default: privileged, as with no label)")
     args = parser.parse_args(argv)
     if args.command == "render":
-        return render_command(args.job, args.user, args.namespace, args.kind, args.scheduler, args.ingress_class)
+        return render_command(args.job, args.user, args.namespace, args.kind, args.scheduler, args.ingress_class,
+                              args.policy, args.pod_security)
     return serve_command(args.bind, args.workers)
 
 

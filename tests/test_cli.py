@@ -186,6 +186,99 @@ def test_render_needs_a_job_argument(capsys):
     assert "job" in capsys.readouterr().err
 
 
+# --- the same checks as a submit: the admin policy and Pod Security -------------------------------------
+
+POLICY = """
+defaults:
+  cpu: 0.5
+  memory: 1Gi
+rules:
+  gpu: {max: 4}
+  hostNetwork: {canEdit: false}
+"""
+
+
+def policy_file(tmp_path, text: str = POLICY) -> str:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_the_policy_defaults_are_rendered_as_the_api_dry_run_renders_them(tmp_path, capsys):
+    policy = policy_file(tmp_path)
+    job = {"name": "defaulted", "project": "team-a", "image": "busybox"}
+    code, out, err = render(capsys, ["render", write(tmp_path, {"job": job}), "--policy", policy])
+
+    assert code == 0, err
+    (workload,) = yaml.safe_load_all(out)
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"] == {"cpu": "0.5", "memory": "1Gi"}
+    assert "defaults of the policy filled in: cpu, memory" in err
+    app = create_app({"backend": "offline", "offline_dir": str(tmp_path / "cluster"), "policy_file": policy})
+    response = app.test_client().post("/api/job?dryRun=true", json={"job": job}, headers={"RA-USER": "runai-submit"})
+    assert response.status_code == 200, response.json
+    assert [workload] == response.json["manifests"]
+
+
+def test_the_policy_file_of_the_settings_is_the_default_and_an_empty_option_turns_it_off(tmp_path, capsys,
+                                                                                           monkeypatch):
+    monkeypatch.setenv("RUNAI_SUBMIT_POLICY_FILE", policy_file(tmp_path))
+    path = write(tmp_path, {"job": {"name": "big", "project": "team-a", "image": "busybox", "gpu": 8}})
+
+    code, out, err = render(capsys, ["render", path])
+    assert (code, out) == (2, "")
+    assert "  /job/gpu: " in err and "4" in err
+
+    code, out, err = render(capsys, ["render", path, "--policy", ""])
+    assert code == 0, err
+    (workload,) = yaml.safe_load_all(out)
+    assert "cpu" not in workload["spec"]["template"]["spec"]["containers"][0].get("resources", {}).get("requests", {})
+
+
+def test_every_problem_of_the_policy_and_the_schema_is_named_at_once(tmp_path, capsys):
+    job = {"project": "team-a", "image": "busybox", "gpu": 8, "hostNetwork": True, "ports": [{"container": 0}]}
+    code, out, err = render(capsys, ["render", write(tmp_path, {"job": job}), "--policy", policy_file(tmp_path)])
+
+    assert (code, out) == (2, "")
+    for pointer in ("/job/gpu", "/job/hostNetwork", "/job/ports/0/container"):
+        assert f"  {pointer}: " in err, err
+
+
+def test_a_policy_file_that_cannot_be_used_exits_2_with_every_problem(tmp_path, capsys):
+    broken = policy_file(tmp_path, "rules:\n  gpu: {max: -1}\n  nope: {max: 1}\n")
+    code, out, err = render(capsys, ["render", write(tmp_path, WEB_JOB), "--policy", broken])
+    assert (code, out) == (2, "")
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert "gpu" in err and "nope" in err
+
+    code, out, err = render(capsys, ["render", write(tmp_path, WEB_JOB), "--policy", str(tmp_path / "none.yaml")])
+    assert (code, out) == (2, "")
+    assert "none.yaml" in err and "cannot be read" in err
+
+
+def test_a_restricted_namespace_gets_the_pod_the_level_admits(tmp_path, capsys):
+    code, out, err = render(capsys, ["render", write(tmp_path, WEB_JOB), "--pod-security", "restricted"])
+
+    assert code == 0, err
+    workload = next(yaml.safe_load_all(out))
+    pod = workload["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False,
+                                                       "capabilities": {"drop": ["ALL"]}}
+    code, out, err = render(capsys, ["render", write(tmp_path, WEB_JOB)])
+    assert code == 0 and "securityContext" not in next(yaml.safe_load_all(out))["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("level", ["baseline", "restricted"])
+def test_what_the_namespaces_level_refuses_exits_2_naming_the_field_and_the_namespace(tmp_path, capsys, level):
+    job = {"project": "team-a", "image": "busybox", "hostIpc": True, "volume": {"/data": "/mnt"}}
+    code, out, err = render(capsys, ["render", write(tmp_path, {"job": job}), "--pod-security", level,
+                                     "--namespace", "science"])
+    assert (code, out) == (2, "")
+    assert f'  /job/hostIpc: namespace science enforces Pod Security "{level}"' in err
+    assert f'  /job/volume/~1data: namespace science enforces Pod Security "{level}"; hostPath volumes' in err
+
+
 # --- the installed console script ---------------------------------------------------------------------
 
 
