@@ -1,6 +1,7 @@
 """Frozen dataclasses the request schemas load into; everything after the schema works with these."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -124,3 +125,8 @@ class CreatedObject:
     manifest: dict = field(default_factory=dict, compare=False, repr=False)
     # The API server's Warning headers for this create (e.g. Pod Security "would violate ..."), as text.
     warnings: tuple[str, ...] = ()
+
+
+def warnings_of(objects: Iterable[CreatedObject]) -> list[str]:
+    """The API server's warnings for ``objects``, in order, each once (kubectl prints them the same way)."""
+    return list(dict.fromkeys(text for obj in objects for text in obj.warnings))

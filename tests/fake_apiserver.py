@@ -1449,6 +1449,7 @@ class FakeApiServer(_Identities):
         self.peak_in_flight = 0
         self._gate: tuple[threading.Barrier, str | None, str | None, float] | None = None
         self._holds: list[tuple[threading.Event, str | None, str | None, float]] = []
+        self._create_warnings: dict[str, list[str]] = {}  # kind -> injected Warning texts (warn_on_create)
         with self._lock:
             self._add_namespace_locked("default", None)
         self._init_identities()  # issue 9: users, impersonation, RBAC
@@ -1599,7 +1600,7 @@ class FakeApiServer(_Identities):
             self.requests.clear()
 
     def reset(self) -> None:
-        """Drop every object except namespaces, all faults and delays, the request log;
+        """Drop every object except namespaces, all faults, delays and injected warnings, the request log;
         listen again if connections were being refused."""
         with self._lock:
             for kind, objs in self._store.items():
@@ -1610,6 +1611,7 @@ class FakeApiServer(_Identities):
             self._controllers_due.clear()
             self._faults.clear()
             self._delays.clear()
+            self._create_warnings.clear()
             self.requests.clear()
             self._pod_logs.clear()
             self.peak_in_flight = 0
@@ -1663,11 +1665,21 @@ class FakeApiServer(_Identities):
             self._holds.append((event, verb, kind, timeout))
         return event
 
+    def warn_on_create(self, kind: str, text: str) -> None:
+        """Answer every successful create of ``kind`` with a ``Warning`` header of ``text`` too, after the
+        server's own: as the real one warns of deprecated fields and annotations, values it will refuse in a
+        later release, and so on (``GetWarningsFor*`` in kubernetes/pkg/api)."""
+        if kind not in _BY_KIND:
+            raise ValueError(f"unknown kind {kind!r}")
+        with self._lock:
+            self._create_warnings.setdefault(kind, []).append(text)
+
     def clear_faults(self) -> None:
-        """Disarm every fault and delay."""
+        """Disarm every fault, delay and injected warning."""
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self._create_warnings.clear()
 
     @property
     def faults(self) -> list[FaultSpec]:
@@ -2121,6 +2133,7 @@ class FakeApiServer(_Identities):
                 obj["status"] = {}
         # Warnings in the real order: decoding's unknown fields, then admission's Pod Security (policy)
         warnings = [w for w in (headers.get("Warning"), self._pod_security_headers(res, ns, obj).get("Warning")) if w]
+        warnings += [_warning(text) for text in self._create_warnings.get(res.kind, ())]
         if warnings:
             headers["Warning"] = ", ".join(warnings)
         return 201, obj, headers

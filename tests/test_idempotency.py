@@ -69,6 +69,20 @@ def test_a_repeat_replays_the_first_answer_and_creates_nothing(client, fake_api)
     assert fake_api.objects() == before
 
 
+def test_a_replay_carries_the_api_servers_warnings_for_every_object_of_the_job(client, fake_api):
+    fake_api.warn_on_create("RunaiJob", "spec.template: first warning")
+    fake_api.warn_on_create("Service", "spec.ports: second warning")
+    fake_api.warn_on_create("Service", "spec.template: first warning")  # said twice, answered once
+    first = keyed(client, SERVICE_JOB)
+    assert first.status_code == 200, first.json
+    assert first.json["warnings"] == ["spec.template: first warning", "spec.ports: second warning"]
+
+    again = keyed(client, SERVICE_JOB)
+
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json["warnings"] == first.json["warnings"]
+
+
 def test_the_record_is_owned_by_the_workload_and_holds_no_key(client, fake_api):
     response = keyed(client, SEED_JOB)
     assert response.status_code == 200, response.json

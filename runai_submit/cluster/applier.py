@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..errors import ServiceError
@@ -23,11 +23,14 @@ def apply_all(
     store: ObjectStore,
     namespace: str,
     first: dict,
-    then: Callable[[CreatedObject], list[dict]],
+    then: Callable[[list[CreatedObject]], Iterable[dict]],
     *,
     dry_run: bool = False,
 ) -> list[CreatedObject]:
-    """Create ``first`` (it reserves the name), then each manifest ``then(first_created)`` returns.
+    """Create ``first`` (it reserves the name), then each manifest ``then(created)`` yields.
+
+    ``created`` is the list of the objects created so far, ``first`` at its head. It grows while ``then``'s
+    iterable is consumed, so a manifest yielded last can carry what the creates before it answered.
 
     On failure everything created here is deleted in reverse order and the original error is re-raised,
     annotated with the object that failed and any object that could not be removed.
@@ -36,7 +39,7 @@ def apply_all(
     current = first
     try:
         created.append(store.create(namespace, first, dry_run=dry_run))
-        for manifest in then(created[0]):
+        for manifest in then(created):
             current = manifest
             created.append(store.create(namespace, manifest, dry_run=dry_run))
     except Exception as exc:

@@ -39,7 +39,7 @@ from ..cluster.errors import AlreadyExists
 from ..cluster.kinds import CONFIGMAP, WORKLOAD_KINDS
 from ..errors import BadRequest, Conflict, FieldError, ServiceError
 from ..metrics import IDEMPOTENT_SUBMITS
-from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext
+from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext, warnings_of
 from ..render.common import object_meta
 from ..render.names import derived_name
 from ..schemas.job import load_job
@@ -182,18 +182,19 @@ class KeyBinding:
     def create(self, ctx: SubmitContext, *, dry_run: bool) -> SubmitResult:
         ctx = dataclasses.replace(ctx, annotations=self.annotations)
         result = self.submitter._create(self.spec, ctx, dry_run=dry_run,
-                                        record=lambda workload, manifests: self._record(ctx, workload, manifests))
+                                        record=lambda created, manifests: self._record(ctx, created, manifests))
         IDEMPOTENT_SUBMITS.labels("dry_run" if dry_run else "created").inc()
         return result
 
-    def _record(self, ctx: SubmitContext, workload: CreatedObject, manifests: list[dict]) -> dict:
+    def _record(self, ctx: SubmitContext, created: list[CreatedObject], manifests: list[dict]) -> dict:
         """The key's record, created last: the digests, and the answer a retry gets back (with the
-        policy's filled-in fields and the API server's warnings for the workload)."""
+        policy's filled-in fields and the API server's warnings for every object created before it)."""
+        workload = created[0]
         objects = [{"kind": m["kind"], "name": m["metadata"]["name"]} for m in manifests]
         objects.append({"kind": CONFIGMAP.kind, "name": self.record_name})
         answer = {"name": ctx.name, "project": self.spec.project, "namespace": ctx.namespace,
                   "kind": ctx.workload_kind, "objects": objects, "defaulted": list(self.defaulted),
-                  "warnings": list(workload.warnings)}
+                  "warnings": warnings_of(created)}
         owner = OwnerRef(workload.api_version, workload.kind, workload.name, workload.uid)
         meta = object_meta(ctx, self.spec.project, self.record_name, owner)
         meta["annotations"] = dict(self.annotations)
@@ -292,7 +293,7 @@ class KeyBinding:
         IDEMPOTENT_SUBMITS.labels("replayed").inc()
         log.info("replayed job %s/%s for an Idempotency-Key", answer.get("namespace"), answer.get("name"))
         objects = [CreatedObject("", obj["kind"], obj["name"], "") for obj in answer.get("objects", [])]
-        if objects:  # the warnings the API server gave for the workload (those of later objects are not kept)
+        if objects:  # the API server's warnings for the job's objects, in order, each once
             objects[0] = dataclasses.replace(objects[0], warnings=tuple(answer.get("warnings", ())))
         # A replay creates nothing, so a dry run of it would create nothing either: no manifests.
         return SubmitResult(answer["name"], answer["project"], answer["namespace"], answer["kind"], objects,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +10,7 @@ from ..cluster.applier import apply_all
 from ..cluster.errors import AlreadyExists, NamespaceMissing
 from ..errors import Conflict, FieldError, NameTaken, ProjectNotFound
 from ..metrics import timed
-from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext
+from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext, warnings_of
 from ..podsecurity import enforced_level, job_violations
 from ..policy import Policy, apply_defaults, check_values
 from ..render import make_dependents, make_workload
@@ -38,7 +38,7 @@ class SubmitResult:
     @property
     def warnings(self) -> list[str]:
         """The API server's warnings for the objects created (or dry-run), each once, in order."""
-        return list(dict.fromkeys(text for obj in self.objects for text in obj.warnings))
+        return warnings_of(self.objects)
 
     def to_dict(self, *, with_manifests: bool = False) -> dict:
         body = {
@@ -156,20 +156,22 @@ class Submitter(ServiceBase):
         ctx: SubmitContext,
         *,
         dry_run: bool,
-        record: Callable[[CreatedObject, list[dict]], dict] | None = None,
+        record: Callable[[list[CreatedObject], list[dict]], dict] | None = None,
     ) -> SubmitResult:
-        """Create the workload, then its dependents, then ``record(workload, manifests)`` if given, all or none."""
+        """Create the workload, then its dependents, then ``record(created, manifests)`` if given, all or none."""
         with timed("render"):
             workload = make_workload(spec, ctx)
         dependents: list[dict] = []
 
-        def render_dependents(created: CreatedObject) -> list[dict]:
-            owner = OwnerRef(created.api_version, created.kind, created.name, created.uid)
+        def render_dependents(created: list[CreatedObject]) -> Iterator[dict]:
+            owner = OwnerRef(created[0].api_version, created[0].kind, created[0].name, created[0].uid)
             with timed("render"):
                 dependents.extend(make_dependents(spec, ctx, owner))
-                if record is not None:  # last, so that it exists only once everything else does
+            yield from list(dependents)
+            if record is not None:  # last, so that it exists only once everything else does
+                with timed("render"):
                     dependents.append(record(created, [workload, *dependents]))
-            return dependents
+                yield dependents[-1]
 
         with timed("apply"):
             objects = apply_all(self.cluster, ctx.namespace, workload, render_dependents, dry_run=dry_run)
