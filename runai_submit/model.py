@@ -126,6 +126,10 @@ class CreatedObject:
     # The API server's Warning headers for this create (e.g. Pod Security "would violate ..."), as text.
     warnings: tuple[str, ...] = ()
 
+    def as_owner(self) -> OwnerRef:
+        """This object as the owner of others (their ownerReferences), once the cluster gave it a uid."""
+        return OwnerRef(self.api_version, self.kind, self.name, self.uid)
+
 
 def warnings_of(objects: Iterable[CreatedObject]) -> list[str]:
     """The API server's warnings for ``objects``, in order, each once (kubectl prints them the same way)."""

@@ -39,7 +39,7 @@ from ..cluster.errors import AlreadyExists
 from ..cluster.kinds import CONFIGMAP, WORKLOAD_KINDS
 from ..errors import BadRequest, Conflict, FieldError, ServiceError
 from ..metrics import IDEMPOTENT_SUBMITS
-from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext, warnings_of
+from ..model import CreatedObject, JobSpec, SubmitContext, warnings_of
 from ..render.common import object_meta
 from ..render.names import derived_name
 from ..schemas.job import load_job
@@ -189,14 +189,12 @@ class KeyBinding:
     def _record(self, ctx: SubmitContext, created: list[CreatedObject], manifests: list[dict]) -> dict:
         """The key's record, created last: the digests, and the answer a retry gets back (with the
         policy's filled-in fields and the API server's warnings for every object created before it)."""
-        workload = created[0]
         objects = [{"kind": m["kind"], "name": m["metadata"]["name"]} for m in manifests]
         objects.append({"kind": CONFIGMAP.kind, "name": self.record_name})
         answer = {"name": ctx.name, "project": self.spec.project, "namespace": ctx.namespace,
                   "kind": ctx.workload_kind, "objects": objects, "defaulted": list(self.defaulted),
                   "warnings": warnings_of(created)}
-        owner = OwnerRef(workload.api_version, workload.kind, workload.name, workload.uid)
-        meta = object_meta(ctx, self.spec.project, self.record_name, owner)
+        meta = object_meta(ctx, self.spec.project, self.record_name, created[0].as_owner())
         meta["annotations"] = dict(self.annotations)
         return {"apiVersion": CONFIGMAP.api_version, "kind": CONFIGMAP.kind, "metadata": meta,
                 "immutable": True, "data": {ANSWER: json.dumps(answer, separators=(",", ":"))}}

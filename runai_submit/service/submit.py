@@ -10,7 +10,7 @@ from ..cluster.applier import apply_all
 from ..cluster.errors import AlreadyExists, NamespaceMissing
 from ..errors import Conflict, FieldError, NameTaken, ProjectNotFound
 from ..metrics import timed
-from ..model import CreatedObject, JobSpec, OwnerRef, SubmitContext, warnings_of
+from ..model import CreatedObject, JobSpec, SubmitContext, warnings_of
 from ..podsecurity import enforced_level, job_violations
 from ..policy import Policy, apply_defaults, check_values
 from ..render import make_dependents, make_workload
@@ -164,9 +164,8 @@ class Submitter(ServiceBase):
         dependents: list[dict] = []
 
         def render_dependents(created: list[CreatedObject]) -> Iterator[dict]:
-            owner = OwnerRef(created[0].api_version, created[0].kind, created[0].name, created[0].uid)
             with timed("render"):
-                dependents.extend(make_dependents(spec, ctx, owner))
+                dependents.extend(make_dependents(spec, ctx, created[0].as_owner()))
             yield from list(dependents)
             if record is not None:  # last, so that it exists only once everything else does
                 with timed("render"):
