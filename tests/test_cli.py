@@ -13,6 +13,7 @@ import yaml
 
 from runai_submit.app import create_app
 from runai_submit.cli import main
+from runai_submit.render.pvc import JOB_UID_ANNOTATION
 from tests.conftest import MAXIMAL_JOB
 
 SCRIPT = Path(sys.executable).with_name("runai-submit")
@@ -95,6 +96,8 @@ def test_render_prints_what_the_api_dry_run_returns(tmp_path, capsys):
     for manifest in expected:
         for ref in manifest["metadata"].get("ownerReferences", []):
             ref["uid"] = OWNER_UID
+        if JOB_UID_ANNOTATION in manifest["metadata"].get("annotations", {}):
+            manifest["metadata"]["annotations"][JOB_UID_ANNOTATION] = OWNER_UID
     assert list(yaml.safe_load_all(out)) == expected
 
 

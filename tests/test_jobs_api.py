@@ -310,6 +310,25 @@ def test_delete_with_delete_pvcs_leaves_nothing_and_keeps_other_jobs(env):
                                  ("Service", "keeper"), ("Ingress", "keeper")])
 
 
+def test_delete_pvcs_deletes_only_the_claims_this_job_mounts_not_those_an_earlier_job_kept(env):
+    env.submit({**SEED_JOB, "name": "j1", "pvc": [{"size": "1Gi", "path": "/data"}]})
+    assert env.delete([{"name": "j1", "project": "team-a"}]).json[0]["ok"] is True  # its claim is kept
+    env.submit({**SEED_JOB, "name": "j1", "pvc": [{"claimName": "pvc-j1-0", "path": "/old", "readOnly": True},
+                                                  {"size": "1Gi", "path": "/scratch"}]})
+    assert env.left() == sorted([(env.kind, "j1"), ("PersistentVolumeClaim", "pvc-j1-0"),
+                                 ("PersistentVolumeClaim", "pvc-j1-1")])
+    env.submit({**SEED_JOB, "name": "j2"})
+
+    response = env.delete([{"name": "j1", "project": "team-a"}, {"name": "j2", "project": "team-a"}],
+                          query="?deletePvcs=true")
+
+    # The new j1 mounts pvc-j1-1, its own, and pvc-j1-0, the first j1's data, as an existing claim: only
+    # its own goes. j2 has no claim, so nothing of j1's is deleted with it.
+    assert [item["deleted"] for item in response.json] == [
+        [f"{env.kind} j1", "PersistentVolumeClaim pvc-j1-1"], [f"{env.kind} j2"]]
+    assert env.left() == [("PersistentVolumeClaim", "pvc-j1-0")]
+
+
 def test_delete_pvcs_false_keeps_them(env):
     env.submit(MAXIMAL_JOB)
     response = env.delete([{"name": "maximal", "project": "team-a"}], query="?deletePvcs=false")
@@ -343,6 +362,34 @@ def test_delete_leaves_a_service_of_the_same_name_that_the_job_does_not_own(env)
 
     assert response.json[0]["deleted"] == [f"{env.kind} web"]
     assert [s["metadata"]["name"] for s in env.fake.objects("Service")] == ["web"]
+
+
+def test_a_workload_that_is_not_a_job_is_not_found_and_left_alone(env):
+    """A CI Job (or any object of the workload kind without the jobs' ``app=runaijob``) shares the namespace:
+    it is not listed, so it cannot be read, suspended, resumed, or deleted either."""
+    cluster = env.client.application.extensions["runai_submit"].cluster
+    kind = cluster.workload_kind()
+    template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}
+    cluster.create(TEAM_A, {"apiVersion": kind.api_version, "kind": kind.kind,
+                            "metadata": {"name": "ci-build", "labels": {"app": "ci"}}, "spec": {"template": template}})
+
+    assert env.client.get("/api/job?project=team-a").json["data"] == []
+    for answer in (env.client.get("/api/v1/job/team-a/ci-build"),
+                   env.client.post("/api/v1/job/team-a/ci-build/suspend", headers=USER),
+                   env.client.post("/api/v1/job/team-a/ci-build/resume", headers=USER),
+                   env.client.get("/api/v1/job/team-a/ci-build/logs")):
+        assert answer.status_code == 404, answer.json
+        assert answer.json["message"] == "Job 'ci-build' does not exist in project 'team-a'."
+    (item,) = env.delete([{"name": "ci-build", "project": "team-a"}]).json
+    assert (item["ok"], item["error"]["status"]) == (False, 404)
+    (stored,) = env.fake.objects(env.kind)
+    assert stored["metadata"]["name"] == "ci-build" and not stored["spec"].get("suspend")
+
+
+def test_delete_in_a_project_that_does_not_exist_is_a_404_naming_the_project(env):
+    (item,) = env.delete([{"name": "x", "project": "nope"}]).json
+    assert item["ok"] is False
+    assert item["error"]["status"] == 404 and item["error"]["message"] == "Project 'nope' does not exist."
 
 
 def test_delete_reports_each_item_and_one_failure_does_not_stop_the_others(env):

@@ -87,10 +87,16 @@ def test_golden_maximal_job(client, fake_api):
 
     assert response.status_code == 200, response.json
     manifests = response.json["manifests"]
+    owner_uids = set()
     for manifest in manifests:
         for ref in manifest["metadata"].get("ownerReferences", []):
-            assert ref.pop("uid")
+            owner_uids.add(ref.pop("uid"))
             ref["uid"] = "<uid>"
+        annotations = manifest["metadata"].get("annotations", {})
+        if "runai-submit/job-uid" in annotations:  # a new claim: the uid of the workload it was made with
+            owner_uids.add(annotations["runai-submit/job-uid"])
+            annotations["runai-submit/job-uid"] = "<uid>"
+    assert len(owner_uids) == 1 and "" not in owner_uids
     assert manifests == list(yaml.safe_load_all((GOLDEN / "maximal-job.yaml").read_text()))
 
 

@@ -14,7 +14,7 @@ __all__ = ["make_workload", "make_dependents", "render_job"]
 
 def make_dependents(spec: JobSpec, ctx: SubmitContext, owner: OwnerRef | None) -> list[dict]:
     """Everything created after the workload, in creation order: PVCs, Service, Ingress."""
-    manifests = make_pvcs(spec, ctx)
+    manifests = make_pvcs(spec, ctx, owner)
     for manifest in (make_service(spec, ctx, owner), make_ingress(spec, ctx, owner)):
         if manifest is not None:
             manifests.append(manifest)

@@ -179,12 +179,6 @@ class Insight(Jobs):
 
     # --- reads -------------------------------------------------------------------------------------
 
-    def _workload(self, namespace: str, project: str, name: str) -> dict:
-        workload = self.cluster.get(namespace, self.cluster.workload_kind(), name)
-        if workload is None:
-            raise JobNotFound(project, name)
-        return workload
-
     def _pods(self, workload: dict) -> list[dict]:
         """The workload's pods, newest first: one list call by the job's labels."""
         meta = workload["metadata"]

@@ -7,6 +7,7 @@ from datetime import datetime
 from ..cluster.kinds import INGRESS, PVC, SERVICE, Kind
 from ..errors import JobNotFound, ProjectNotFound, ServiceError
 from ..render.common import MANAGED_BY
+from ..render.pvc import JOB_UID_ANNOTATION
 from ..render.names import label_safe
 from .base import ServiceBase
 
@@ -38,11 +39,15 @@ class Jobs(ServiceBase):
         return [job_view(workload) for workload in workloads]
 
     def get_job(self, project: str, name: str) -> dict:
-        namespace = self._existing_namespace(project)
+        return job_view(self._workload(self._existing_namespace(project), project, name))
+
+    def _workload(self, namespace: str, project: str, name: str) -> dict:
+        """The job's workload; JobNotFound when there is none, or when it is not a job (``app=runaijob``, the
+        list's selector): a CI Job or anything else of the workload kind in the namespace is left alone."""
         workload = self.cluster.get(namespace, self.cluster.workload_kind(), name)
-        if workload is None:
+        if workload is None or not _is_job(workload):
             raise JobNotFound(project, name)
-        return job_view(workload)
+        return workload
 
     def delete_job(self, project: str, name: str, *, delete_pvcs: bool = False) -> list[str]:
         """Delete the workload, then its Service and Ingress, and, if asked, its new PVCs.
@@ -53,11 +58,9 @@ class Jobs(ServiceBase):
         here, each only if it belongs to this very workload (owner uid), and the answer lists them. They are
         read before the workload goes: the collector may remove them before this request would find them.
         """
-        namespace = self.cluster.namespace_for(project)
+        namespace = self._existing_namespace(project)
         kind = self.cluster.workload_kind()
-        workload = self.cluster.get(namespace, kind, name)
-        if workload is None:
-            raise JobNotFound(project, name)
+        workload = self._workload(namespace, project, name)
         uid = workload["metadata"].get("uid", "")
         dependents = [(dependent_kind, found) for dependent_kind in (SERVICE, INGRESS)
                       if (found := self.cluster.get(namespace, dependent_kind, name)) and _owned_by(found, uid)]
@@ -73,7 +76,7 @@ class Jobs(ServiceBase):
             selector = f"release={name},app.kubernetes.io/managed-by={MANAGED_BY}"
             for claim in self.cluster.list(PVC, namespace, label_selector=selector):
                 claim_name = claim["metadata"]["name"]
-                if self.cluster.delete(namespace, PVC, claim_name):
+                if _made_with(claim, workload) and self.cluster.delete(namespace, PVC, claim_name):
                     deleted.append(f"PersistentVolumeClaim {claim_name}")
         return deleted
 
@@ -97,7 +100,7 @@ class Jobs(ServiceBase):
                 for project, namespace in sorted(self.cluster.projects().items())]
 
 
-JOB_SELECTOR = "app=runaijob"
+JOB_SELECTOR = "app=runaijob"  # what makes a workload a job: _is_job
 INTERACTIVE_PRIORITIES = ("build", "interactive-preemptible")
 
 
@@ -167,6 +170,22 @@ def _epoch_ms(timestamp: str | None) -> int:
     except ValueError:
         return 0
     return int(moment.timestamp() * 1000)
+
+
+def _is_job(workload: dict) -> bool:
+    return ((workload.get("metadata") or {}).get("labels") or {}).get("app") == "runaijob"
+
+
+def _made_with(claim: dict, workload: dict) -> bool:
+    """Whether ``claim`` (labelled with the job's name) is one of this workload's new claims, not one that an
+    earlier job of the same name kept (deleted without deletePvcs), which carries the same labels."""
+    made_with = ((claim.get("metadata") or {}).get("annotations") or {}).get(JOB_UID_ANNOTATION)
+    if made_with is not None:
+        return made_with == workload["metadata"].get("uid")
+    # A claim from before the annotation: this workload's own only if its pod template mounts it.
+    pod = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return any(((volume or {}).get("persistentVolumeClaim") or {}).get("claimName") == claim["metadata"]["name"]
+               for volume in pod.get("volumes") or ())
 
 
 def _owned_by(obj: dict, uid: str) -> bool:
