@@ -76,7 +76,7 @@ def digest(secret: str) -> str:
 
 def caller_from_headers(headers: Mapping[str, str], *, require_user: bool = True) -> Caller:
     """``header`` mode: RA-USER names the user; the service's credentials act."""
-    user = _claimed_user(headers)
+    user = ra_user(headers)
     if not user:
         if require_user:
             raise Unauthorized("The RA-USER header is required and must name the submitting user.")
@@ -89,13 +89,15 @@ def impersonating_caller(headers: Mapping[str, str]) -> Caller:
 
     https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation
     """
-    user = _claimed_user(headers)
+    user = ra_user(headers)
     if not user:
         raise Unauthorized("The RA-USER header is required: every call to the cluster is made as that user.")
-    groups = tuple(dict.fromkeys(g.strip() for g in (headers.get(GROUPS_HEADER) or "").split(",") if g.strip()))
+    groups = tuple(dict.fromkeys(g.strip(" \t") for g in header_text(headers.get(GROUPS_HEADER)).split(",")
+                                 if g.strip(" \t")))
     if _CONTROL.search(user) or any(_CONTROL.search(group) for group in groups):
         raise Unauthorized("RA-USER and RA-GROUPS must not contain control characters.")
-    credentials = ((IMPERSONATE_USER, user), *((IMPERSONATE_GROUP, group) for group in groups))
+    credentials = ((IMPERSONATE_USER, on_the_wire(user)),
+                   *((IMPERSONATE_GROUP, on_the_wire(group)) for group in groups))
     return Caller(user=user, groups=groups, mode="impersonate", credentials=credentials,
                   key=digest("\n".join([user, *groups])))
 
@@ -193,10 +195,34 @@ class Authenticator:
                 self._cache[key] = found
         if isinstance(found, _Refusal):
             raise TokenRejected(found.details)
-        claimed = _claimed_user(headers)
+        claimed = ra_user(headers)
         return Caller(user=found.user, groups=found.groups, mode="token", credentials=credentials, key=key,
                       claimed_user=claimed if claimed and claimed != found.user else None)
 
 
-def _claimed_user(headers: Mapping[str, str]) -> str:
-    return (headers.get(USER_HEADER) or "").strip()
+def ra_user(headers: Mapping[str, str]) -> str:
+    """RA-USER as the client wrote it (``""`` when absent or blank); see ``header_text``."""
+    return header_text(headers.get(USER_HEADER))
+
+
+def on_the_wire(text: str) -> str:
+    """``text`` as a header value for http.client, which sends each character as one latin-1 byte: its UTF-8
+    bytes, as the API server (Go: a header is bytes, a user name a UTF-8 string) reads them."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def header_text(value: str | None) -> str:
+    """A header's text without the whitespace around it, UTF-8 as clients send it.
+
+    WSGI hands header values over as latin-1 strings, one character per byte (PEP 3333, "native strings"),
+    so "Jöhn" arrives as "JÃ¶hn"; such a value is decoded again as UTF-8, and kept as it is when it is not
+    UTF-8. Only HTTP's own whitespace (space, tab: RFC 9110 section 5.5) is stripped: ``str.strip`` would
+    also take a no-break space (0xA0), which is the last byte of many UTF-8 characters (张 is E5 BC A0).
+    """
+    text = (value or "").strip(" \t")
+    if text.isascii():
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8").strip(" \t")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text

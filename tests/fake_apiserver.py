@@ -220,6 +220,11 @@ def _options_invalid(kind: str, fld: str, err: "_FieldErr") -> _ApiError:
                       "causes": [{"reason": err.reason, "message": err.message, "field": err.field}]})
 
 
+def _utf8_header(value: str | None) -> str | None:
+    """A header value as Go sees it: its bytes as UTF-8 text (invalid sequences become U+FFFD in JSON)."""
+    return None if value is None else value.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
 def _warning(text: str) -> str:
     """One ``Warning`` header value as the real server writes it (code 299, no agent)."""
     return "299 - " + json.dumps(text)
@@ -1286,8 +1291,10 @@ class _Identities:
                 who = self.own_user if token == self.token else self._users.get(token or "")
             if who is None:
                 raise _ApiError(401, "Unauthorized", "Unauthorized")
-        as_user = headers.get("Impersonate-User")
-        as_groups = headers.get_all("Impersonate-Group") or [] if hasattr(headers, "get_all") else []
+        # http.server decodes header bytes as latin-1; the real server (Go) takes them as UTF-8 text
+        as_user = _utf8_header(headers.get("Impersonate-User"))
+        as_groups = [_utf8_header(g) for g in (headers.get_all("Impersonate-Group") or [] if hasattr(headers, "get_all")
+                                              else [])]
         if as_user is None:
             if as_groups:
                 raise _ApiError(500, "InternalError", f"requested [{{Group  {as_groups[0]}    }}] without "

@@ -412,6 +412,18 @@ def test_impersonate_mode_sends_each_group(impersonate_client, impersonating):
                       "authMode": "impersonate"}
 
 
+def test_impersonate_mode_acts_as_a_utf8_user_and_groups_as_written(impersonate_client, impersonating):
+    """Header values reach the app as latin-1 text, one character per byte (PEP 3333): the test client is
+    given them so, as gunicorn would hand them over."""
+    def as_wsgi(text: str) -> str:
+        return text.encode("utf-8").decode("latin-1")
+    headers = {"RA-USER": as_wsgi("Jöhn 张"), "RA-GROUPS": as_wsgi("ml-ünits, science-devs")}
+    whoami = impersonate_client.get("/api/v1/whoami", headers=headers)
+    assert whoami.status_code == 200, whoami.json
+    assert whoami.json == {"user": "Jöhn 张", "groups": ["ml-ünits", "science-devs", "system:authenticated"],
+                           "authMode": "impersonate"}
+
+
 @pytest.mark.parametrize(("method", "path"), API_ENDPOINTS)
 def test_impersonate_mode_needs_ra_user_on_every_api_endpoint(impersonate_client, impersonating, method, path):
     body = [{"name": "x", "project": "team-a"}] if method == "DELETE" else {"job": SEED_JOB}

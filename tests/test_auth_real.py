@@ -241,6 +241,18 @@ def test_impersonate_mode_whoami_is_what_the_cluster_sees(world, impersonate_cli
                              "authMode": "impersonate"}
 
 
+def test_impersonate_mode_a_utf8_user_and_group_reach_the_cluster_as_written(world, impersonate_client):
+    """Header values reach the app as latin-1 text, one character per byte (PEP 3333, as gunicorn hands them
+    over); the cluster reads Impersonate-* bytes as UTF-8."""
+    def as_wsgi(text: str) -> str:
+        return text.encode("utf-8").decode("latin-1")
+    response = impersonate_client.get("/api/v1/whoami", headers={"RA-USER": as_wsgi("Jöhn 张"),
+                                                                 "RA-GROUPS": as_wsgi("ml-ünits")})
+    assert response.status_code == 200, response.json
+    assert response.json == {"user": "Jöhn 张", "groups": ["ml-ünits", "system:authenticated"],
+                             "authMode": "impersonate"}
+
+
 def test_impersonating_needs_the_overlays_right(real_cluster, world):
     """The base's service account (token mode rights) may not impersonate: the cluster says 403."""
     client = make_real_app(real_cluster, kubeconfig=world.token_kubeconfig, auth_mode="impersonate").test_client()

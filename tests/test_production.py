@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import json
+import urllib.parse
 import logging
 import os
 import re
@@ -388,6 +389,27 @@ def test_log_lines_are_json_and_carry_the_request_id(start_gunicorn, fake):
     assert start_up and all(r["level"] == "WARNING" and "AUTH MODE header" in r["message"] for r in start_up)
     # Everything else the service logged here was logged while serving a request: each line names one.
     assert all(r.get("request_id") for r in records if r["logger"].startswith("runai_submit.") and r not in start_up)
+
+
+@pytest.mark.slow
+def test_a_user_name_in_utf8_is_recorded_as_written(start_gunicorn, fake):
+    """HTTP carries header bytes, which WSGI hands over as latin-1 text (PEP 3333): the Flask test client
+    cannot show what a real server does with "Jöhn 张" (UTF-8 C3 B6 ... E5 BC A0), so this one runs gunicorn."""
+    server = start_gunicorn(workers=1)
+    user = "Jöhn 张"
+    submitted = call(server.port, "POST", "/api/job", {"job": {**SEED_JOB, "name": "utf8"}},
+                     {"RA-USER": user.encode("utf-8")})
+    assert submitted.status == 200, submitted.body
+
+    (workload,) = fake.objects("RunaiJob")
+    assert workload["metadata"]["annotations"]["user"] == user
+    assert workload["spec"]["template"]["metadata"]["annotations"]["user"] == user
+    listed = call(server.port, "GET", "/api/job?" + urllib.parse.urlencode({"project": "team-a", "user": user}))
+    assert [(job["name"], job["user"]) for job in json.loads(listed.body)["data"]] == [("utf8", user)]
+    server.stop()
+    (access,) = [r for r in json_lines(server.stderr()) if r.get("logger") == "runai_submit.access"
+                 and r.get("path") == "/api/job" and r.get("method") == "POST"]
+    assert access["user"] == user
 
 
 # In-process: the audit trail, one record per submit and per deleted item.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from ..errors import BadRequest
+from ..identity import ra_user
 from ..schemas.insight import JobDetailSchema
 from ..schemas.params import JobPathSchema, LogQuerySchema
 from ..service.insight import BoundedLog, LogRequest
@@ -54,7 +55,7 @@ def resume_job(project: str, name: str) -> tuple[dict, int]:
 
 def _act(action: str, project: str, name: str) -> tuple[dict, int]:
     """Suspend or resume, with an audit record either way (HTTP metrics count each endpoint by status)."""
-    audit = start_audit(action, request.headers.get("RA-USER", "").strip() or None)
+    audit = start_audit(action, ra_user(request.headers) or None)
     audit.update(project=project[:253], job=name[:253])
     jobs = service()
     audit["user"] = caller().user

@@ -7,6 +7,7 @@ from flask import Blueprint, g, request
 
 from .. import schemas
 from ..errors import BadRequest, ServiceError
+from ..identity import ra_user
 from ..metrics import DELETES
 from ..schemas import load_job_refs
 from ..schemas.params import DeleteQuerySchema, JobPathSchema, ListQuerySchema, ProjectPathSchema, \
@@ -29,7 +30,7 @@ _PROJECT_PATH = ProjectPathSchema()
 @blueprint.post("/api/v1/jobs")
 def submit_job() -> tuple[dict, int, dict]:
     """Submit one job; answers its final name (and, with ?dryRun=true, the manifests it would create)."""
-    audit = start_audit("submit", request.headers.get("RA-USER", "").strip() or None)
+    audit = start_audit("submit", ra_user(request.headers) or None)
     jobs = service()
     audit["user"] = user = caller().user
     g.dry_run = dry_run = parameters(_SUBMIT_QUERY, request.args, error=BadRequest).get("dryRun", False)

@@ -12,6 +12,7 @@ import orjson
 from flask import Flask, Response, current_app, g, has_request_context, request
 
 from .. import metrics
+from ..identity import ra_user
 from .jsonprovider import same_as_json_dumps
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -98,7 +99,7 @@ def _logged_user(who) -> str | None:
     """The access log's user: the authenticated one, or RA-USER where that is the identity (header mode)."""
     if who is not None and who.user:
         return who.user
-    return (request.headers.get("RA-USER") or None) if _auth_mode() == "header" else None
+    return (ra_user(request.headers) or None) if _auth_mode() == "header" else None
 
 
 def register_observability(app: Flask) -> None:
