@@ -86,14 +86,19 @@ class NotFound(ServiceError):
 
 
 class ProjectNotFound(NotFound):
-    def __init__(self, project: str, namespace: str, *, pointer: str = "/job/project") -> None:
+    def __init__(self, project: str, namespace: str, *, pointer: str = "/job/project", details: str = "") -> None:
         super().__init__(
             f"Project {project!r} does not exist.",
-            details=f"No namespace is labelled runai/queue={project} and namespace {namespace!r} does not exist.",
+            details=details or f"No namespace is labelled runai/queue={project} and namespace {namespace!r} does "
+                               "not exist.",
             errors=[FieldError(pointer, f"unknown project {project!r}")],
         )
         self.project = project
         self.namespace = namespace
+
+    def at(self, pointer: str) -> ProjectNotFound:
+        """The same answer, its field error at ``pointer`` (``/project`` of a path rather than a job's)."""
+        return ProjectNotFound(self.project, self.namespace, pointer=pointer, details=self.details)
 
 
 class JobNotFound(NotFound):

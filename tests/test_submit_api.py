@@ -15,6 +15,7 @@ from runai_submit.config import Settings
 from runai_submit.schemas import load_submit_request
 from runai_submit.service import JobService
 from tests.conftest import MAXIMAL_JOB, MAXIMAL_KINDS, SEED_JOB, TEAM_A, TEAM_B, make_app, submit
+from tests.fake_apiserver import FakeApiServer
 
 GOLDEN = Path(__file__).parent / "golden"
 SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
@@ -113,6 +114,35 @@ def test_unlabelled_namespace_is_found_by_convention(client, fake_api):
 
     assert response.status_code == 200, response.json
     assert response.json["namespace"] == "runai-legacy"
+
+
+def test_a_namespace_labelled_for_another_project_is_never_a_fallback(tmp_path):
+    """runai-owned is project "other"'s by its label, so project "owned" has no namespace: its jobs would
+    otherwise land in other's namespace, count against other's quota, and be listed under neither."""
+    with FakeApiServer() as fake:
+        fake.add_namespace("runai-owned", {"runai/queue": "other"})
+        client = make_app(fake, tmp_path).test_client()
+
+        response = submit(client, {**SEED_JOB, "project": "owned"})
+
+        assert response.status_code == 404, response.json
+        assert response.json["errors"] == [{"field": "/job/project", "message": "unknown project 'owned'"}]
+        assert "'runai-owned' is labelled runai/queue=other" in response.json["details"]
+        assert fake.objects("RunaiJob") == []
+        listed = client.get("/api/job?project=owned")
+        assert listed.status_code == 404 and listed.json["errors"][0]["field"] == "/project"
+        assert submit(client, {**SEED_JOB, "project": "other"}).json["namespace"] == "runai-owned"
+
+
+def test_two_namespaces_labelled_for_one_project_resolve_to_the_first_by_name(tmp_path, caplog):
+    with FakeApiServer() as fake:
+        for namespace in ("queue-b", "queue-a", "queue-c"):
+            fake.add_namespace(namespace, {"runai/queue": "twice"})
+        client = make_app(fake, tmp_path).test_client()
+
+        assert submit(client, {**SEED_JOB, "project": "twice"}).json["namespace"] == "queue-a"
+        assert any("queue-a and queue-c are both labelled runai/queue=twice" in record.getMessage()
+                   for record in caplog.records)
 
 
 def test_unknown_project_is_404_naming_it(client, fake_api):

@@ -20,7 +20,7 @@ import kubernetes.config
 from urllib3.util.retry import Retry
 
 from ..config import Settings
-from ..errors import ConfigError, ServiceError
+from ..errors import ConfigError, ProjectNotFound, ServiceError
 from ..identity import Caller
 from ..model import CreatedObject
 from ..metrics import APISERVER_SECONDS, child
@@ -138,7 +138,18 @@ class KubeCluster(KubeInsight):
         """The namespace labelled ``runai/queue=<project>``, else the convention; the label map is cached."""
         if time.monotonic() - self._namespaces_read_at > self.settings.namespace_cache_seconds:
             self._refresh_namespaces()
-        return self._namespaces.get(project) or self.settings.namespace_for(project)
+        labelled = self._namespaces.get(project)
+        if labelled:
+            return labelled
+        namespace = self.settings.namespace_for(project)
+        owner = (self._labelled_namespaces.get(namespace) or {}).get(QUEUE_LABEL)
+        if owner is not None and owner != project:
+            # The convention's namespace says it is another project's: never this one's fallback (its jobs
+            # would count against that project's quota, and list under neither project).
+            raise ProjectNotFound(project, namespace, details=(
+                f"No namespace is labelled runai/queue={project}, and namespace {namespace!r} is labelled "
+                f"runai/queue={owner}: it is project {owner!r}'s."))
+        return namespace
 
     def forget_namespaces(self) -> None:
         """Drop the cached project map (after a create found a namespace missing)."""
@@ -161,7 +172,14 @@ class KubeCluster(KubeInsight):
                 log.warning("cannot list namespaces labelled %s (%s); using %s", QUEUE_LABEL, exc.message,
                             self.settings.namespace_template)
                 return
-            self._namespaces = {item["metadata"]["labels"][QUEUE_LABEL]: item["metadata"]["name"] for item in items}
+            projects: dict[str, str] = {}  # built whole, then swapped in: readers take no lock
+            for item in sorted(items, key=lambda item: item["metadata"]["name"]):
+                project, namespace = item["metadata"]["labels"][QUEUE_LABEL], item["metadata"]["name"]
+                chosen = projects.setdefault(project, namespace)  # the first by name, in every replica alike
+                if chosen != namespace:
+                    log.warning("namespaces %s and %s are both labelled %s=%s; the project uses %s",
+                                chosen, namespace, QUEUE_LABEL, project, chosen)
+            self._namespaces = projects
             # policy: the labels of these namespaces (their Pod Security level) come with the map
             self._labelled_namespaces = {item["metadata"]["name"]: item["metadata"]["labels"] for item in items}
             self._namespaces_read_at = time.monotonic()

@@ -230,7 +230,10 @@ class Batches(Submitter):
         self.cluster.workload_kind()
         projects = [job.get("project") for job in jobs if isinstance(job, dict)]
         for project in sorted({p for p in projects if isinstance(p, str)}):
-            self.cluster.namespace_for(project)
+            try:
+                self.cluster.namespace_for(project)
+            except ServiceError:
+                pass  # the job's own submit answers it, at its index
 
 
 def _require_object(index: int, job: Any) -> None:

@@ -90,7 +90,10 @@ class Jobs(ServiceBase):
 
     def _existing_namespace(self, project: str) -> str:
         """The project's namespace, or ProjectNotFound. Reads pay one GET that submits don't need."""
-        namespace = self.cluster.namespace_for(project)
+        try:
+            namespace = self.cluster.namespace_for(project)
+        except ProjectNotFound as exc:
+            raise exc.at("/project") from None
         if not self.cluster.namespace_exists(namespace):
             raise ProjectNotFound(project, namespace, pointer="/project")
         return namespace
