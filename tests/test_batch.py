@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 
 from runai_submit.cluster.kube import KubeCluster
 from runai_submit.config import Settings
-from tests.conftest import MAXIMAL_JOB, SEED_JOB, make_app
+from tests.conftest import MAXIMAL_JOB, SEED_JOB, TEAM_B, make_app
 
 BATCH = "/api/v1/jobs/batch"
 SERVICE_JOB = {**SEED_JOB, "ports": [{"container": 8080}], "serviceType": "clusterip"}
@@ -128,6 +128,31 @@ def test_atomic_with_invalid_jobs_is_a_422_listing_every_error_and_creates_nothi
     statuses = [item["error"]["status"] for item in response.json["data"]]
     assert statuses == [424, 422, 424, 422, 400]
     assert [request for request in fake_api.requests if request[0] == "POST"] == []
+
+
+@pytest.mark.parametrize("query", ["?atomic=true", "?atomic=true&dryRun=true", "?dryRun=true", ""])
+def test_two_jobs_of_one_name_in_one_project_are_refused_up_front_alike_in_every_mode(client, fake_api, query):
+    jobs = [named(0), {**named(0), "gpu": 1}, named(0, project="team-b"), named(3), {**named(3), "gpu": -1}]
+
+    response = post_batch(client, jobs, query=query)
+
+    items = response.json["data"]
+    repeated = {"field": "/jobs/1/name",
+                "message": "job 0 of this batch has the same name in project 'team-a'; a name is one job"}
+    assert items[1]["error"]["status"] == 422 and items[1]["error"]["errors"] == [repeated]
+    # A repeat that is invalid on its own answers its own problems first.
+    assert [error["field"] for error in items[4]["error"]["errors"]] == ["/jobs/4/gpu"]
+    if "atomic" in query:
+        assert response.status_code == 422, response.json
+        assert repeated in response.json["errors"]
+        assert [request for request in fake_api.requests if request[0] == "POST"] == []
+    else:
+        assert response.status_code == 200, response.json
+        assert [item["ok"] for item in items] == [True, False, True, True, False]
+        created = sorted((obj["metadata"]["namespace"], obj["metadata"]["name"])
+                         for obj in job_objects(fake_api))
+        assert created == ([] if "dryRun" in query else
+                           sorted([("runai-team-a", "b-0"), (TEAM_B, "b-0"), ("runai-team-a", "b-3")]))
 
 
 @pytest.mark.parametrize("kind, nth", [("RunaiJob", 1), ("RunaiJob", 5), ("Service", 3), ("Ingress", 8)])

@@ -24,6 +24,7 @@ from ..cluster.applier import rollback
 from ..errors import BadRequest, FieldError, ServiceError, ValidationFailed
 from ..metrics import BATCH_ITEMS, BATCH_JOBS, BATCHES
 from ..schemas.batch import load_batch_request
+from ..schemas.job import validation_failed
 from .idempotency import IdempotencyKey
 from .submit import Submitter, SubmitResult, ValidJob
 
@@ -105,10 +106,12 @@ class Batches(Submitter):
         BATCH_JOBS.observe(len(jobs))
         keys = [IdempotencyKey(key, index) if key is not None else None for index in range(len(jobs))]
         self._warm_up(jobs)
+        repeats = repeated_names(jobs)
         if atomic:
-            result = self._submit_atomic(jobs, user, keys, dry_run=dry_run)
+            result = self._submit_atomic(jobs, user, keys, repeats, dry_run=dry_run)
         else:
-            items = self._fan_out(len(jobs), lambda i: self._submit_one(i, jobs[i], user, keys[i], dry_run))
+            items = self._fan_out(len(jobs), lambda i: self._submit_one(i, jobs[i], user, keys[i], dry_run,
+                                                                        repeats.get(i)))
             result = BatchResult(items, dry_run=dry_run)
         for item in result.items:
             BATCH_ITEMS.labels(item.outcome).inc()
@@ -117,26 +120,34 @@ class Batches(Submitter):
 
     # --- independent jobs ------------------------------------------------------------------------------
 
-    def _submit_one(self, index: int, job: Any, user: str, key: IdempotencyKey | None, dry_run: bool) -> BatchItem:
+    def _submit_one(self, index: int, job: Any, user: str, key: IdempotencyKey | None, dry_run: bool,
+                    repeat: ValidationFailed | None) -> BatchItem:
         try:
             _require_object(index, job)
+            if repeat is not None:
+                self.validate_request({"job": job})  # the job's own problems first
+                raise repeat
             return _succeeded(index, self.submit_request({"job": job}, user, dry_run=dry_run, key=key), dry_run)
         except Exception as exc:  # one job's failure, even a bug, must not sink the others already created
             return _failed(index, exc)
 
     # --- all or none -----------------------------------------------------------------------------------
 
-    def _submit_atomic(self, jobs: list[Any], user: str, keys: list[IdempotencyKey | None], *,
-                       dry_run: bool) -> BatchResult:
+    def _submit_atomic(self, jobs: list[Any], user: str, keys: list[IdempotencyKey | None],
+                       repeats: dict[int, ValidationFailed], *, dry_run: bool) -> BatchResult:
         valid: list[ValidJob | None] = []
         invalid: list[BatchItem] = []
         for index, job in enumerate(jobs):
+            checked: ValidJob | None = None
             try:
                 _require_object(index, job)
-                valid.append(self.validate_request({"job": job}))
+                checked = self.validate_request({"job": job})
+                if index in repeats:
+                    raise repeats[index]
             except Exception as exc:
-                valid.append(None)
+                checked = None
                 invalid.append(_failed(index, exc))
+            valid.append(checked)
         if invalid:
             return self._atomic_invalid(len(jobs), invalid, dry_run)
 
@@ -234,6 +245,23 @@ class Batches(Submitter):
                 self.cluster.namespace_for(project)
             except ServiceError:
                 pass  # the job's own submit answers it, at its index
+
+
+def repeated_names(jobs: list[Any]) -> dict[int, ValidationFailed]:
+    """Index -> the 422 of a job whose explicit name an earlier job of the batch already gives in the same
+    project. The second create would be refused as taken, but a dry run could not know: each of its objects
+    is judged alone. So the batch says it up front, in a dry run too, and in an atomic batch before anything
+    is created."""
+    first: dict[tuple[str, str], int] = {}
+    repeats = {}
+    for index, job in enumerate(jobs):
+        if isinstance(job, dict) and isinstance(job.get("name"), str) and isinstance(job.get("project"), str):
+            earlier = first.setdefault((job["project"], job["name"]), index)
+            if earlier != index:
+                repeats[index] = validation_failed([FieldError(
+                    "/job/name", f"job {earlier} of this batch has the same name in project {job['project']!r}; "
+                                 "a name is one job")])
+    return repeats
 
 
 def _require_object(index: int, job: Any) -> None:
