@@ -529,6 +529,31 @@ def test_dry_run_with_a_bad_value_is_400_and_creates_nothing(env, value):
     assert env.left() == []
 
 
+@pytest.mark.parametrize(("method", "path", "query", "meant", "status"), [
+    ("POST", "/api/job", "dryrun=true", "dryRun", 400),
+    ("POST", "/api/v1/jobs/batch", "Atomic=true&DRYRUN=true", "atomic", 400),
+    ("DELETE", "/api/job", "deletePVCs=true", "deletePvcs", 400),
+    ("GET", "/api/job", "Project=team-a", "project", 422),
+])
+def test_a_query_parameter_in_the_wrong_case_is_refused_naming_the_one_meant(env, method, path, query, meant,
+                                                                             status):
+    """Unknown parameters are ignored, but one that differs from the operation's own only in case is a mistake
+    whose silence would act otherwise than asked (``dryrun=true`` would create the job)."""
+    env.submit({**SEED_JOB, "name": "kept"})
+    body = ({"jobs": [SEED_JOB]} if "batch" in path else {"job": SEED_JOB} if method == "POST"
+            else [{"name": "kept", "project": "team-a"}] if method == "DELETE" else None)
+    env.fake.clear_requests()
+
+    response = env.client.open(f"{path}?{query}&unknown=1", method=method, json=body, headers=USER)
+
+    assert response.status_code == status, response.json
+    given = [part.split("=")[0] for part in query.split("&")]
+    assert [error["field"] for error in response.json["errors"]] == [f"/{name}" for name in given]
+    assert f"did you mean {meant!r}?" in response.json["errors"][0]["message"]
+    assert [request for request in env.fake.requests if request[0] in ("POST", "DELETE")] == []
+    assert env.left() == [(env.kind, "kept")]
+
+
 # --- health -----------------------------------------------------------------------------------------
 
 

@@ -1,14 +1,15 @@
 """Path and query parameters: the views load them with these schemas, and the OpenAPI document is made of them.
 
 One schema per set of parameters, so that what a view checks and what the document promises cannot drift.
-Unknown query parameters are ignored (``EXCLUDE``), as HTTP services usually do.
+Unknown query parameters are ignored (``EXCLUDE``), as HTTP services usually do, unless they differ from a
+declared one only in case (``QuerySchema``).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
 from ..render import names
 from .fields import MSG_DNS1123, MSG_SUBDOMAIN, Ref, StrictString, name_rule
@@ -54,10 +55,21 @@ class JobPathSchema(ProjectPathSchema, JobNamePathSchema):
 
 
 class QuerySchema(Schema):
-    """Query parameters: unknown ones are ignored (marshmallow's Meta options are inherited)."""
+    """Query parameters: unknown ones are ignored (marshmallow's Meta options are inherited), except one that
+    differs from a parameter of the operation only in case: ``?dryrun=true`` would otherwise create the job."""
 
     class Meta:
         unknown = EXCLUDE
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _no_misspelt_parameter(self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any) -> None:
+        declared = {(field.data_key or name).casefold(): field.data_key or name
+                    for name, field in self.load_fields.items()}
+        problems = {given: [f"is not a parameter; did you mean {declared[given.casefold()]!r}? (names are "
+                            "case-sensitive)"]
+                    for given in original if given.casefold() in declared and given not in self.load_fields}
+        if problems:
+            raise ValidationError(problems)
 
 
 class UserFilterSchema(QuerySchema):
