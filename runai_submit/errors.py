@@ -116,11 +116,25 @@ class Conflict(ServiceError):
 class NameTaken(Conflict):
     """An object the job needs already exists; nothing was overwritten."""
 
-    def __init__(self, project: str, name: str, *, details: str = "") -> None:
+    def __init__(self, project: str, name: str, *, details: str = "", holder: str = "") -> None:
+        """``holder`` is the object that has the name ("Kind name"), when it is not the job's workload: a claim
+        an earlier job of that name kept, or something else's Service or Ingress."""
+        hint = "Choose another name, or omit it to have one generated."
+        if not holder:
+            message = f"A job named {name!r} already exists in project {project!r}."
+        elif holder.startswith("PersistentVolumeClaim "):
+            claim = holder.split(" ", 1)[1]
+            message = (f"The name {name!r} is taken in project {project!r}: {holder} exists, a claim an earlier "
+                       "job of that name kept.")
+            hint = (f"Mount it by name ({{\"claimName\": \"{claim}\", \"path\": ...}} in pvc), delete it, or "
+                    "choose another name.")
+        else:
+            message = f"The name {name!r} is taken in project {project!r}: {holder} exists and is not this job's."
         super().__init__(
-            f"A job named {name!r} already exists in project {project!r}.",
-            details=details or "Choose another name, or omit it to have one generated.",
-            errors=[FieldError("/job/name", f"{name!r} is taken in project {project!r}")],
+            message,
+            details=f"{hint} {details}".strip() if holder else details or hint,
+            errors=[FieldError("/job/name", f"{name!r} is taken in project {project!r}"
+                                            + (f" by {holder}" if holder else ""))],
         )
         self.project = project
         self.name = name

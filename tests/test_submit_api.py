@@ -189,8 +189,32 @@ def test_explicit_name_taken_by_a_dependent_rolls_back_and_keeps_the_other(clien
 
     assert response.status_code == 409
     assert response.json["failedObject"] == "Service web"
+    assert response.json["message"] == ("The name 'web' is taken in project 'team-a': Service web exists and is "
+                                        "not this job's.")
+    assert response.json["errors"] == [{"field": "/job/name", "message": "'web' is taken in project 'team-a' by "
+                                                                        "Service web"}]
     remaining = stored(fake_api)
     assert [(obj["kind"], obj["metadata"]["uid"]) for obj in remaining] == [("Service", service_uid)]
+
+
+def test_a_name_held_by_a_claim_an_earlier_job_kept_says_so_and_how_to_use_it(client, fake_api):
+    job = {**SEED_JOB, "name": "keep", "pvc": [{"size": "1Gi", "path": "/data"}]}
+    assert submit(client, job).status_code == 200
+    deleted = client.delete("/api/job", json=[{"name": "keep", "project": "team-a"}], headers={"RA-USER": "john"})
+    assert deleted.json[0]["ok"] is True  # the claim stays (no deletePvcs)
+
+    again = submit(client, job)
+
+    assert again.status_code == 409
+    assert again.json["message"] == ("The name 'keep' is taken in project 'team-a': PersistentVolumeClaim "
+                                     "pvc-keep-0 exists, a claim an earlier job of that name kept.")
+    assert again.json["details"].startswith('Mount it by name ({"claimName": "pvc-keep-0", "path": ...} in pvc)')
+    assert 'persistentvolumeclaims "pvc-keep-0" already exists. Failed object: PersistentVolumeClaim pvc-keep-0. ' \
+           "Rolled back: RunaiJob keep." in again.json["details"]
+    mounted = submit(client, {**job, "pvc": [{"claimName": "pvc-keep-0", "path": "/data"}]})
+    assert mounted.status_code == 200, mounted.json
+    taken = submit(client, job)
+    assert taken.json["message"] == "A job named 'keep' already exists in project 'team-a'."
 
 
 def test_generated_name_collision_is_retried_with_a_new_suffix(fake_api, tmp_path):

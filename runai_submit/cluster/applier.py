@@ -50,7 +50,7 @@ def apply_all(
         if isinstance(exc, ServiceError):
             exc.failed_object = failed
             exc.left_behind = left_behind
-            exc.details = _explain(exc.details, failed, created, left_behind)
+            exc.details = _explain(exc.details, failed, created, left_behind, dry_run)
         raise
     return created
 
@@ -95,10 +95,13 @@ def _delete(store: ObjectStore, namespace: str, kind: Kind, name: str) -> str:
     return "deleted" if found else "absent"
 
 
-def _explain(details: str, failed: str, created: list[CreatedObject], left_behind: list[str]) -> str:
-    parts = [details] if details else []
+def _explain(details: str, failed: str, created: list[CreatedObject], left_behind: list[str], dry_run: bool) -> str:
+    """The API server's words (a sentence of their own), then which object failed and what became of the rest."""
+    parts = [details if details.endswith((".", "!", "?")) else f"{details}."] if details else []
     parts.append(f"Failed object: {failed}.")
-    if created and not left_behind:
+    if dry_run:
+        parts.append("Nothing was created (dry run).")
+    elif created and not left_behind:
         parts.append(f"Rolled back: {', '.join(f'{obj.kind} {obj.name}' for obj in created)}.")
     if left_behind:
         parts.append(

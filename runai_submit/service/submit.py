@@ -136,7 +136,10 @@ class Submitter(ServiceBase):
                 if replay is not None:
                     return replay
                 if spec.name:
-                    raise NameTaken(spec.project, name, details=exc.details or exc.message).caused_by(exc) from exc
+                    holder = exc.failed_object if exc.failed_object != f"{ctx.workload_kind} {name}" else ""
+                    said = exc.message if exc.message.endswith(".") else f"{exc.message}."  # the API server's words
+                    raise NameTaken(spec.project, name, details=f"{said} {exc.details}".strip(),
+                                    holder=holder or "").caused_by(exc) from exc
                 log.info("generated name %s/%s is taken; trying another", ctx.namespace, name)
                 attempt += 1
             except NamespaceMissing as exc:
