@@ -576,6 +576,24 @@ def test_a_vanished_file_keeps_the_last_good_policy_and_is_reported_once(watched
     assert gpu_max(store) == 3
 
 
+def test_a_file_that_vanishes_again_after_coming_back_unchanged_is_reported_again(watched, caplog):
+    path, clock, store = watched
+    errors_before = reloads("error")
+    good = path.read_text()
+
+    with caplog.at_level(logging.ERROR, logger="runai_submit.service.policy"):
+        for _ in range(2):
+            path.unlink()
+            clock.now += 5
+            assert gpu_max(store) == 4
+            path.write_text(good)  # back, the same as the last good version
+            clock.now += 5
+            assert gpu_max(store) == 4
+
+    assert reloads("error") == errors_before + 2
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2
+
+
 def test_a_configmap_volume_update_is_seen(tmp_path):
     """The kubelet's atomic writer: policy.yaml -> ..data/policy.yaml, ..data -> a timestamped folder,
     and an update swaps ..data (rename over it), never touching the path the service opens."""

@@ -67,6 +67,7 @@ class PolicyStore:
         except OSError as exc:
             self._failed(f"cannot be read: {exc.strerror or exc}", repeat=True)
             return
+        self._last_failure = None  # readable again: a later failure to read is news, even the same one
         if content == self._content:
             return
         self._content = content
