@@ -477,6 +477,24 @@ def test_openapi_declares_the_active_modes_security(cluster, tmp_path, mode, sch
         assert submit_headers["RA-USER"]["required"] is False
 
 
+def test_token_mode_documents_what_the_tokens_review_answers_when_the_cluster_fails(token_client, cluster):
+    """Every request's token is reviewed before anything else (a SelfSubjectReview): an API server that is down
+    makes any operation a 503, and the document must list it (no catch-all answer), e.g. for DELETE."""
+    document = token_client.get("/api/openapi.json").json
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/api/") and operation["security"]:
+                assert {"502", "503"} <= operation["responses"].keys(), (method, path)
+                assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
+    assert "503" not in document["paths"]["/healthz"]["get"]["responses"]
+
+    cluster.refuse_connections(True)
+    deleted = token_client.delete("/api/job", json=[{"name": "a", "project": "team-a"}],
+                                  headers={"Authorization": f"Bearer {ALICE}"})
+    assert deleted.status_code == 503 and deleted.headers["Retry-After"]
+    assert "503" in document["paths"]["/api/job"]["delete"]["responses"]
+
+
 # --- the review cache itself (a counting review and a clock of our own, injected) --------------------------
 
 

@@ -103,13 +103,24 @@ def apply_security(document: dict, mode: str) -> dict:
 
 
 def _add_unauthorized(operation: dict, mode: str) -> None:
-    """List the 401 an operation answers when the caller is not known (the error envelope, as every error)."""
+    """List the 401 an operation answers when the caller is not known; in token mode also what the token's
+    review (a SelfSubjectReview, before anything else) answers when the API server fails it."""
+    _add_answer(operation, "401", "No bearer token, or one the cluster refused (WWW-Authenticate: Bearer)."
+                if mode == "token" else "RA-USER is missing or blank.")
+    if mode == "token":
+        _add_answer(operation, "502", f"Reviewing the token: {CLUSTER[502]}")
+        _add_answer(operation, "503", f"Reviewing the token: {CLUSTER[503]}",
+                    headers={"Retry-After": {"$ref": "#/components/headers/Retry-After"}})
+
+
+def _add_answer(operation: dict, status: str, description: str, *, headers: dict | None = None) -> None:
+    """Add an error answer (the error envelope, as every error) unless the operation lists ``status`` already."""
     answers = operation["responses"]
-    if "401" in answers:
+    if status in answers:
         return
-    template = next(answer for status, answer in answers.items() if status.startswith(("4", "5")))
+    template = next(answer for code, answer in answers.items() if code.startswith(("4", "5")))
     answer = copy.deepcopy(template)
-    answer["description"] = ("No bearer token, or one the cluster refused (WWW-Authenticate: Bearer)." if mode == "token"
-                             else "RA-USER is missing or blank.")
-    answers["401"] = answer
+    answer["description"] = description
+    answer.setdefault("headers", {}).update(headers or {})
+    answers[status] = answer
     operation["responses"] = dict(sorted(answers.items()))
