@@ -329,6 +329,23 @@ def test_delete_pvcs_deletes_only_the_claims_this_job_mounts_not_those_an_earlie
     assert env.left() == [("PersistentVolumeClaim", "pvc-j1-0")]
 
 
+def test_delete_pvcs_of_a_job_already_gone_deletes_the_claims_it_kept_unless_a_job_mounts_them(env):
+    env.submit({**SEED_JOB, "name": "keep", "pvc": [{"size": "1Gi", "path": "/data"}]})
+    assert env.delete([{"name": "keep", "project": "team-a"}]).json[0]["ok"] is True  # the claim stays
+    env.submit({**SEED_JOB, "name": "reader", "pvc": [{"claimName": "pvc-keep-0", "path": "/data"}]})
+
+    (in_use,) = env.delete([{"name": "keep", "project": "team-a"}], query="?deletePvcs=true").json
+    assert (in_use["ok"], in_use["error"]["status"]) == (False, 404)  # reader's data stays
+    assert ("PersistentVolumeClaim", "pvc-keep-0") in env.left()
+
+    assert env.delete([{"name": "reader", "project": "team-a"}]).json[0]["ok"] is True
+    (freed,) = env.delete([{"name": "keep", "project": "team-a"}], query="?deletePvcs=true").json
+    assert freed["ok"] is True and freed["deleted"] == ["PersistentVolumeClaim pvc-keep-0"]
+    assert env.left() == []
+    (again,) = env.delete([{"name": "keep", "project": "team-a"}], query="?deletePvcs=true").json
+    assert (again["ok"], again["error"]["status"]) == (False, 404)
+
+
 def test_delete_pvcs_false_keeps_them(env):
     env.submit(MAXIMAL_JOB)
     response = env.delete([{"name": "maximal", "project": "team-a"}], query="?deletePvcs=false")

@@ -60,7 +60,13 @@ class Jobs(ServiceBase):
         """
         namespace = self._existing_namespace(project)
         kind = self.cluster.workload_kind()
-        workload = self._workload(namespace, project, name)
+        try:
+            workload = self._workload(namespace, project, name)
+        except JobNotFound:
+            kept = self._delete_kept_claims(namespace, name) if delete_pvcs else []
+            if not kept:
+                raise
+            return kept
         uid = workload["metadata"].get("uid", "")
         dependents = [(dependent_kind, found) for dependent_kind in (SERVICE, INGRESS)
                       if (found := self.cluster.get(namespace, dependent_kind, name)) and _owned_by(found, uid)]
@@ -79,6 +85,21 @@ class Jobs(ServiceBase):
                 if _made_with(claim, workload) and self.cluster.delete(namespace, PVC, claim_name):
                     deleted.append(f"PersistentVolumeClaim {claim_name}")
         return deleted
+
+    def _delete_kept_claims(self, namespace: str, name: str) -> list[str]:
+        """The job is gone, and was deleted without deletePvcs: delete the new claims it (or an earlier job of
+        the name) kept, which no job mounts now; without this no call of the API could remove them.
+
+        A claim that a job of another name mounts by its name is left alone: deleting it would take that
+        job's data as soon as its pods end (the pvc-protection finalizer only waits for them)."""
+        selector = f"release={name},app.kubernetes.io/managed-by={MANAGED_BY}"
+        claims = [claim["metadata"]["name"] for claim in self.cluster.list(PVC, namespace, label_selector=selector)]
+        if not claims:
+            return []
+        in_use = {claim for workload in self.cluster.list(self.cluster.workload_kind(), namespace)
+                  for claim in _claims_mounted_by(workload)}
+        return [f"PersistentVolumeClaim {claim}" for claim in claims
+                if claim not in in_use and self.cluster.delete(namespace, PVC, claim)]
 
     def _delete_dependent(self, namespace: str, kind: Kind, name: str, uid: str) -> None:
         """Delete an owned object; a failure is only logged, because the garbage collector removes it anyway."""
@@ -186,9 +207,13 @@ def _made_with(claim: dict, workload: dict) -> bool:
     if made_with is not None:
         return made_with == workload["metadata"].get("uid")
     # A claim from before the annotation: this workload's own only if its pod template mounts it.
+    return claim["metadata"]["name"] in _claims_mounted_by(workload)
+
+
+def _claims_mounted_by(workload: dict) -> set[str]:
     pod = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return any(((volume or {}).get("persistentVolumeClaim") or {}).get("claimName") == claim["metadata"]["name"]
-               for volume in pod.get("volumes") or ())
+    return {((volume or {}).get("persistentVolumeClaim") or {}).get("claimName") for volume in pod.get("volumes") or ()
+            } - {None}
 
 
 def _owned_by(obj: dict, uid: str) -> bool:
