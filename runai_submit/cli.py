@@ -46,10 +46,11 @@ def render_command(path: str, user: str, namespace: str | None, workload_kind: s
     def enforced(project: str) -> tuple[str, str]:
         return namespace or settings.namespace_for(project), pod_security
 
+    bare = False
     try:
         payload = json.loads(text)
         if isinstance(payload, dict) and "job" not in payload:
-            payload = {"job": payload}  # a bare job object is fine on the command line
+            payload, bare = {"job": payload}, True  # a bare job object is fine on the command line
         valid = check_job(payload, policy, enforced)
     except ValueError as exc:
         print(f"error: {path} is not JSON: {exc}", file=sys.stderr)
@@ -57,7 +58,9 @@ def render_command(path: str, user: str, namespace: str | None, workload_kind: s
     except ServiceError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         for problem in exc.errors:
-            print(f"  {problem.field}: {problem.message}", file=sys.stderr)
+            # a bare job's fields are at the top of its file: /gpu, not /job/gpu
+            field = problem.field[len("/job"):] if bare and problem.field.startswith("/job/") else problem.field
+            print(f"  {field}: {problem.message}", file=sys.stderr)
         return 2
     spec = valid.spec
     name = spec.name or generated_name(spec.job_name_prefix)

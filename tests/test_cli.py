@@ -145,6 +145,12 @@ def test_an_invalid_job_exits_2_naming_every_field(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_a_bare_jobs_problems_point_into_the_file_as_written(tmp_path, capsys):
+    code, out, err = render(capsys, ["render", write(tmp_path, {"project": "team-a", "image": "x", "gpu": -1})])
+    assert (code, out) == (2, "")
+    assert "\n  /gpu: " in err and "/job/" not in err
+
+
 def test_an_unknown_top_level_field_exits_2(tmp_path, capsys):
     code, out, err = render(capsys, ["render", write(tmp_path, {"job": WEB_JOB, "extra": 1})])
     assert code == 2 and out == ""
@@ -305,4 +311,4 @@ def test_console_script_rejects_an_invalid_job_from_stdin():
     result = run_script("render", "-", stdin=json.dumps({"project": "team-a"}))
     assert result.returncode == 2
     assert result.stdout == ""
-    assert "/job/image: is required" in result.stderr
+    assert "  /image: is required" in result.stderr  # a bare job: pointers into the file as written

@@ -453,6 +453,7 @@ def test_delete_with_malformed_items_is_422_naming_each_and_deletes_nothing(env)
     assert response.json["status"] == 422 and "nothing was deleted" in response.json["message"]
     fields = [error["field"] for error in response.json["errors"]]
     assert fields == ["/1", "/2/project", "/3/name", "/4/name", "/5/project", "/6/extra", "/7/name"]
+    assert response.json["errors"][5]["message"] == "unknown field (check its spelling)"  # an item is no job
     assert env.left() == [(env.kind, "one")]
     assert not [r for r in env.fake.requests if r[0] == "DELETE"]
 
@@ -659,6 +660,8 @@ def test_projects_and_version_while_the_api_server_refuses_connections_are_503(e
         response = _refused(env, lambda: env.client.get(path))
         assert response.status_code == 503, (path, response.json)
         assert int(response.headers["Retry-After"]) >= 1
+        if path == "/api/v1/projects":  # namespaces are in no namespace
+            assert response.json["message"] == "The cluster did not answer; could not list namespaces."
 
 
 def test_list_forbidden_by_the_api_server_is_403(env):

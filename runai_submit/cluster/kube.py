@@ -264,9 +264,9 @@ class KubeCluster(KubeInsight):
         query = {"labelSelector": label_selector} if label_selector else {}
         if field_selector:
             query["fieldSelector"] = field_selector
-        where = namespace or "all namespaces"
+        where = "" if not kind.namespaced else f" in {namespace}" if namespace else " in all namespaces"
         _, body, _ = self._request("GET", kind.collection_path(namespace), query=query,
-                                   verb="list", kind=kind.kind, what=f"list {kind.plural} in {where}", expect=(200,))
+                                   verb="list", kind=kind.kind, what=f"list {kind.plural}{where}", expect=(200,))
         return decode_answer(body).get("items", [])
 
     def namespace_exists(self, namespace: str) -> bool:

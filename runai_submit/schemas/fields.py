@@ -311,7 +311,8 @@ def flatten_errors(messages: Any, pointer: str = "") -> list[FieldError]:
 def _field_error(pointer: str, message: Any) -> FieldError:
     text = str(message)
     if text == "Unknown field.":
-        text = "unknown field (not a job parameter; check its spelling)"
+        inside_a_job = pointer.startswith(("/job/", "/jobs/"))
+        text = f"unknown field ({'not a job parameter; ' if inside_a_job else ''}check its spelling)"
     elif text == "Missing data for required field.":
         text = "is required"
     elif text == "Field may not be null.":
