@@ -1207,6 +1207,42 @@ def test_every_error_is_reported_at_once():
     assert any(p == "/job/ports/0" or p.startswith("/job/ports/0/") for p in got)
 
 
+def resolves(pointer: str, document: dict) -> bool:
+    """Whether a JSON pointer (RFC 6901) names a place in ``document``."""
+    node: object = document
+    for token in pointer.split("/")[1:]:
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(("job", "expected"), [
+    ({"ports": ["80:8888"], "serviceType": "nodeport"},
+     [("/job/ports/0", "external: with serviceType nodeport, external must be a node port in 30000-32767")]),
+    ({"ports": ["80:80", 80]}, [("/job/ports/1", "container: container ports must be unique: 80 is also at ports/0")]),
+    ({"pvc": ["fast:0:/d"]}, [("/job/pvc/0", "size: must be greater than 0")]),
+    ({"pvc": ["Bad_Claim:/d"]}, [("/job/pvc/0", "claimName: must be a DNS-1123 subdomain: lowercase letters, "
+                                                "digits, '-' and '.'")]),
+    ({"volume": {"/a": "/c"}, "volumes": ["/b:/c"]},
+     [("/job/volumes/0", "mount paths must be unique across pvc, volume, volumes, largeShm and createHomeDir: /c is "
+                         "already used by volume/~1a")]),
+    ({"ports": [{"container": 80, "external": 80}], "serviceType": "nodeport"},
+     [("/job/ports/0/external", "with serviceType nodeport, external must be a node port in 30000-32767")]),
+    ({"pvc": [{"size": "0", "path": "/d"}]}, [("/job/pvc/0/size", "must be greater than 0")]),
+])
+def test_an_item_given_as_a_string_has_its_errors_at_the_item_naming_the_part(job, expected):
+    """A CLI string (``"80:8888"``) has no members to point at: the pointer names the item, the message the part,
+    so that every pointer resolves in the request as sent; an object's errors point at its member."""
+    errors = rejected(job)
+    assert [(error.field, error.message) for error in errors] == expected
+    assert all(resolves(error.field, {"job": {**BASE, **job}}) for error in errors)
+
+
 def test_error_summary_counts_problems():
     with pytest.raises(ValidationFailed) as info:
         load_submit_request({"job": {**BASE, "gpu": -1, "cpu": 0}})

@@ -236,7 +236,11 @@ class ObjectOrString(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, str):
-            return self.form.load(self.schema, value)
+            try:
+                return self.form.load(self.schema, value)
+            except ValidationError as exc:
+                # A string has no members to point at: the error is the item's, naming the part that is wrong.
+                raise ValidationError(_member_messages(exc.messages)) from None
         whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         if self.accept_int and whole and not isinstance(value, bool):
             return self.schema.load({"container": value})  # 80.0 is 80, as StrictInteger reads it
@@ -245,6 +249,23 @@ class ObjectOrString(fields.Field):
         if self.accept_int:
             raise ValidationError("must be an object, a port number or an \"external:container\" string")
         raise self.make_error("invalid")
+
+
+def _member_messages(messages: Any, prefix: str = "") -> list[str]:
+    """``{"size": ["must be ..."]}`` -> ``["size: must be ..."]``: a member's errors as its item's own."""
+    if isinstance(messages, dict):
+        return [text for key, value in messages.items()
+                for text in _member_messages(value, key if key == "_schema" or not prefix else f"{prefix}.{key}")]
+    if isinstance(messages, (list, tuple)):
+        return [text for item in messages for text in _member_messages(item, prefix)]
+    return [f"{prefix}: {messages}" if prefix and prefix != "_schema" else str(messages)]
+
+
+def _member(original: Any, key: str, index: int, member: str) -> tuple:
+    """The path of ``member`` of list item ``index``; the item's own when it was given as a string."""
+    items = original.get(key) if isinstance(original, dict) else None
+    item = items[index] if isinstance(items, list) and index < len(items) else None
+    return (key, index, member) if isinstance(item, dict) else (key, index)
 
 
 def read_port_string(match: re.Match) -> dict:
@@ -447,34 +468,39 @@ class JobSchema(Schema):
             fail(("preemptible",), RULE_PREEMPTIBLE)
         if data.get("serviceType") and not original.get("ports"):
             fail(("serviceType",), RULE_SERVICE_PORTS)
-        self._check_ports(data.get("ports") or [], data.get("serviceType"), fail)
-        self._check_mounts(data, fail)
+        self._check_ports(data.get("ports") or [], data.get("serviceType"), original, fail)
+        self._check_mounts(data, original, fail)
         if errors:
             raise ValidationError(errors)
 
     @staticmethod
-    def _check_ports(ports: list, service_type: str | None, fail: Any) -> None:
+    def _check_ports(ports: list, service_type: str | None, original: Any, fail: Any) -> None:
         seen_container: dict[int, int] = {}
         seen_external: dict[int, int] = {}
         low, high = NODE_PORT_RANGE
+
+        def at(index: int, member: str, message: str) -> None:
+            path = _member(original, "ports", index, member)
+            fail(path, message if len(path) == 3 else f"{member}: {message}")
+
         for index, port in enumerate(ports):
             if not isinstance(port, PortSpec):
                 continue  # this item failed on its own and is reported already
             if port.container in seen_container:
-                fail(("ports", index, "container"),
-                     f"{RULE_UNIQUE_CONTAINER_PORTS}: {port.container} is also at ports/{seen_container[port.container]}")
+                at(index, "container",
+                   f"{RULE_UNIQUE_CONTAINER_PORTS}: {port.container} is also at ports/{seen_container[port.container]}")
             seen_container.setdefault(port.container, index)
             if port.external is None:
                 continue
             if port.external in seen_external:
-                fail(("ports", index, "external"),
-                     f"{RULE_UNIQUE_EXTERNAL_PORTS}: {port.external} is also at ports/{seen_external[port.external]}")
+                at(index, "external",
+                   f"{RULE_UNIQUE_EXTERNAL_PORTS}: {port.external} is also at ports/{seen_external[port.external]}")
             seen_external.setdefault(port.external, index)
             if service_type == "nodeport" and not low <= port.external <= high:
-                fail(("ports", index, "external"), RULE_NODE_PORT)
+                at(index, "external", RULE_NODE_PORT)
 
     @staticmethod
-    def _check_mounts(data: dict, fail: Any) -> None:
+    def _check_mounts(data: dict, original: Any, fail: Any) -> None:
         """Every mount path of the container is unique (the API server refuses duplicates)."""
         seen: dict[str, str] = {}
         if data.get("largeShm"):
@@ -484,18 +510,18 @@ class JobSchema(Schema):
         mounts: list[tuple[tuple, str]] = []
         for index, pvc in enumerate(data.get("pvc") or []):
             if isinstance(pvc, PvcSpec):
-                mounts.append((("pvc", index, "path"), pvc.path))
+                mounts.append((_member(original, "pvc", index, "path"), pvc.path))
         for source, volume in (data.get("volume") or {}).items():
             mounts.append((("volume", source), volume.target_path))
         for index, volume in enumerate(data.get("volumes") or []):
             if isinstance(volume, VolumeSpec):
-                mounts.append((("volumes", index, "targetPath"), volume.target_path))
+                mounts.append((_member(original, "volumes", index, "targetPath"), volume.target_path))
         for path, mount in mounts:
             normalized = mount.rstrip("/") or "/"
             if normalized in seen:
                 fail(path, f"{RULE_UNIQUE_MOUNTS}: {mount} is already used by {seen[normalized]}")
-            else:
-                seen[normalized] = "/".join(str(step) for step in path)
+            else:  # where, as a pointer below /job (a volume's key is a path: /data is ~1data)
+                seen[normalized] = "/".join(escape_pointer(str(step)) for step in path)
 
     @post_load
     def _make(self, data: dict, **kwargs: Any) -> JobSpec:
