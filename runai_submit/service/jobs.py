@@ -79,8 +79,7 @@ class Jobs(ServiceBase):
             self._delete_dependent(namespace, dependent_kind, name, dependent["metadata"]["uid"])
             deleted.append(f"{dependent_kind.kind} {name}")
         if delete_pvcs:
-            selector = f"release={name},app.kubernetes.io/managed-by={MANAGED_BY}"
-            for claim in self.cluster.list(PVC, namespace, label_selector=selector):
+            for claim in self.cluster.list(PVC, namespace, label_selector=_claims_of(name)):
                 claim_name = claim["metadata"]["name"]
                 if _made_with(claim, workload) and self.cluster.delete(namespace, PVC, claim_name):
                     deleted.append(f"PersistentVolumeClaim {claim_name}")
@@ -92,8 +91,8 @@ class Jobs(ServiceBase):
 
         A claim that a job of another name mounts by its name is left alone: deleting it would take that
         job's data as soon as its pods end (the pvc-protection finalizer only waits for them)."""
-        selector = f"release={name},app.kubernetes.io/managed-by={MANAGED_BY}"
-        claims = [claim["metadata"]["name"] for claim in self.cluster.list(PVC, namespace, label_selector=selector)]
+        kept = self.cluster.list(PVC, namespace, label_selector=_claims_of(name))
+        claims = [claim["metadata"]["name"] for claim in kept]
         if not claims:
             return []
         in_use = {claim for workload in self.cluster.list(self.cluster.workload_kind(), namespace)
@@ -124,7 +123,7 @@ class Jobs(ServiceBase):
                 for project, namespace in sorted(self.cluster.projects().items())]
 
 
-JOB_SELECTOR = "app=runaijob"  # what makes a workload a job: _is_job
+JOB_SELECTOR = "app=runaijob"  # what makes a workload a job (_is_job)
 INTERACTIVE_PRIORITIES = ("build", "interactive-preemptible")
 
 
@@ -197,7 +196,13 @@ def _epoch_ms(timestamp: str | None) -> int:
 
 
 def _is_job(workload: dict) -> bool:
-    return ((workload.get("metadata") or {}).get("labels") or {}).get("app") == "runaijob"
+    key, value = JOB_SELECTOR.split("=")
+    return ((workload.get("metadata") or {}).get("labels") or {}).get(key) == value
+
+
+def _claims_of(name: str) -> str:
+    """The label selector of the new claims a job of this name made, and any an earlier job of the name kept."""
+    return f"release={name},app.kubernetes.io/managed-by={MANAGED_BY}"
 
 
 def _made_with(claim: dict, workload: dict) -> bool:
