@@ -13,7 +13,7 @@ from flask import Blueprint, request
 
 from ..schemas.identity import WhoAmISchema
 from .common import caller, service, settings
-from .spec import CLUSTER, NEEDS_USER, responses
+from .spec import CLUSTER, NEEDS_USER, RETRY_AFTER_HEADER, responses
 
 blueprint = Blueprint("identity", __name__)
 
@@ -110,7 +110,7 @@ def _add_unauthorized(operation: dict, mode: str) -> None:
     if mode == "token":
         _add_answer(operation, "502", f"Reviewing the token: {CLUSTER[502]}")
         _add_answer(operation, "503", f"Reviewing the token: {CLUSTER[503]}",
-                    headers={"Retry-After": {"$ref": "#/components/headers/Retry-After"}})
+                    headers={"Retry-After": RETRY_AFTER_HEADER})
 
 
 def _add_answer(operation: dict, status: str, description: str, *, headers: dict | None = None) -> None:

@@ -37,7 +37,7 @@ HEADERS = {
                              "schema": {"type": "integer", "minimum": 1}, "required": False},
 }
 _REQUEST_ID_HEADER = {"$ref": f"#/components/headers/{REQUEST_ID}"}
-_RETRY_AFTER_HEADER = {"$ref": "#/components/headers/Retry-After"}
+RETRY_AFTER_HEADER = {"$ref": "#/components/headers/Retry-After"}
 
 
 def responses(schema: str | dict, description: str = "OK", *, errors: dict[int, str],
@@ -50,7 +50,7 @@ def responses(schema: str | dict, description: str = "OK", *, errors: dict[int, 
     for status, text in sorted({**errors, **UNEXPECTED}.items()):
         status_headers = {REQUEST_ID: _REQUEST_ID_HEADER, **extra.get(status, {})}
         if status == 503:
-            status_headers["Retry-After"] = _RETRY_AFTER_HEADER
+            status_headers["Retry-After"] = RETRY_AFTER_HEADER
         answers[str(status)] = {"description": text, "headers": status_headers,
                                 "content": {JSON: {"schema": error_schema}}}
     return answers

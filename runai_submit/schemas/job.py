@@ -253,12 +253,13 @@ class ObjectOrString(fields.Field):
 
 def _member_messages(messages: Any, prefix: str = "") -> list[str]:
     """``{"size": ["must be ..."]}`` -> ``["size: must be ..."]``: a member's errors as its item's own."""
-    if isinstance(messages, dict):
+    if isinstance(messages, dict):  # "_schema" holds the errors of the member itself, not of a member of it
         return [text for key, value in messages.items()
-                for text in _member_messages(value, key if key == "_schema" or not prefix else f"{prefix}.{key}")]
+                for text in _member_messages(value, prefix if key == "_schema" else f"{prefix}.{key}" if prefix
+                                             else key)]
     if isinstance(messages, (list, tuple)):
         return [text for item in messages for text in _member_messages(item, prefix)]
-    return [f"{prefix}: {messages}" if prefix and prefix != "_schema" else str(messages)]
+    return [f"{prefix}: {messages}" if prefix else str(messages)]
 
 
 def _member(original: Any, key: str, index: int, member: str) -> tuple:

@@ -63,11 +63,11 @@ class QuerySchema(Schema):
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _no_misspelt_parameter(self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any) -> None:
-        declared = {(field.data_key or name).casefold(): field.data_key or name
-                    for name, field in self.load_fields.items()}
+        names = [field.data_key or name for name, field in self.load_fields.items()]  # as they are sent
+        declared = {name.casefold(): name for name in names}
         problems = {given: [f"is not a parameter; did you mean {declared[given.casefold()]!r}? (names are "
                             "case-sensitive)"]
-                    for given in original if given.casefold() in declared and given not in self.load_fields}
+                    for given in original if given.casefold() in declared and given not in names}
         if problems:
             raise ValidationError(problems)
 
